@@ -1,0 +1,61 @@
+"""Settings: every tunable in one frozen dataclass; the only reader of os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Settings", "DEFAULT_API_URL", "DEFAULT_NOTION_VERSION", "SUPPORTED_VERSIONS"]
+
+DEFAULT_API_URL = "https://api.notion.com"
+DEFAULT_NOTION_VERSION = "2025-09-03"
+SUPPORTED_VERSIONS = ("2022-06-28", "2025-09-03", "2026-03-11")
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str = ""
+    api_url: str = DEFAULT_API_URL
+    notion_version: str = DEFAULT_NOTION_VERSION
+    # API client
+    rate_limit_rps: float = 3.0  # Notion's published average per integration
+    rate_limit_burst: int = 10
+    max_retries: int = 6
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 20.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    # Metadata
+    metadata_ttl_s: float = 60.0
+    negative_ttl_s: float = 60.0
+    # URL refresh: treat a signed URL as expired this long before its expiry_time
+    url_refresh_margin_s: float = 60.0
+    # Data path
+    cache_size_bytes: int = 256 * MiB
+    block_size_bytes: int = 1 * MiB
+    readahead_initial_bytes: int = 1 * MiB
+    readahead_max_bytes: int = 64 * MiB
+    fetch_workers: int = 8
+    probe_workers: int = 16
+    # Every FUSE call finishes within this, or answers EIO / stale data.
+    op_deadline_s: float = 30.0
+    # FUSE
+    st_blksize_bytes: int = 1 * MiB
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from NOTION_TOKEN / NOTIONFS_API_URL / NOTION_VERSION, then overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if env.get("NOTION_TOKEN"):
+            values["token"] = env["NOTION_TOKEN"]
+        if env.get("NOTIONFS_API_URL"):
+            values["api_url"] = env["NOTIONFS_API_URL"]
+        if env.get("NOTION_VERSION"):
+            values["notion_version"] = env["NOTION_VERSION"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

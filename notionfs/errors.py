@@ -1,0 +1,130 @@
+"""One error tree for notionfs, and the single table from error to errno."""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = [
+    "NotionFSError",
+    "ConfigError",
+    "ApiError",
+    "AuthError",
+    "NotFoundError",
+    "RateLimitedError",
+    "ServerError",
+    "NetworkError",
+    "DeadlineExceeded",
+    "FileHostError",
+    "UrlExpiredError",
+    "RangeNotSatisfiable",
+    "ResponseMismatch",
+    "UnsafeUrlError",
+    "errno_for",
+]
+
+
+class NotionFSError(Exception):
+    """Base of every error notionfs raises on purpose."""
+
+
+class ConfigError(NotionFSError):
+    """Bad settings or environment: no token, bad mountpoint, no FUSE."""
+
+
+class ApiError(NotionFSError):
+    """The Notion API answered with an error object.
+
+    ``code`` is Notion's error code (``object_not_found``, ``rate_limited``, ...),
+    ``status`` the HTTP status, ``request_id`` Notion's request id when given.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, request_id: str | None = None
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class AuthError(ApiError):
+    """401 unauthorized / 403 restricted_resource: the token is bad or lacks access."""
+
+
+class NotFoundError(ApiError):
+    """404 object_not_found: missing, or not shared with the integration."""
+
+
+class RateLimitedError(ApiError):
+    """429 rate_limited, still so after the retries allowed."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(status, code, message, request_id)
+        self.retry_after_s = retry_after_s
+
+
+class ServerError(ApiError):
+    """5xx or 529 from the API, still so after the retries allowed."""
+
+
+class NetworkError(NotionFSError):
+    """Could not reach a host: connection refused, DNS, TLS, timeout."""
+
+
+class DeadlineExceeded(NotionFSError):
+    """A filesystem call ran past its deadline."""
+
+
+class FileHostError(NotionFSError):
+    """A file host answered with something we cannot use."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UrlExpiredError(FileHostError):
+    """403 from the file host even after refreshing the signed URL."""
+
+
+class RangeNotSatisfiable(FileHostError):
+    """416: the range starts past the end of the object."""
+
+
+class ResponseMismatch(FileHostError):
+    """The host's bytes do not match what was asked (wrong range, short or long body)."""
+
+
+class UnsafeUrlError(FileHostError):
+    """An external URL with a scheme other than http/https, or a redirect to one."""
+
+
+_ERRNO: list[tuple[type[BaseException], int]] = [
+    (NotFoundError, errno.ENOENT),
+    (AuthError, errno.EACCES),
+    (DeadlineExceeded, errno.EIO),
+    (RangeNotSatisfiable, errno.EIO),
+    (UnsafeUrlError, errno.EACCES),
+    (FileHostError, errno.EIO),
+    (RateLimitedError, errno.EAGAIN),
+    (ServerError, errno.EIO),
+    (NetworkError, errno.EIO),
+    (ApiError, errno.EIO),
+    (ConfigError, errno.EINVAL),
+]
+
+
+def errno_for(exc: BaseException) -> int:
+    """The errno a filesystem caller sees for ``exc`` (EIO for anything unforeseen)."""
+    for cls, code in _ERRNO:
+        if isinstance(exc, cls):
+            return code
+    return errno.EIO
