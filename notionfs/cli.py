@@ -1,0 +1,355 @@
+"""Command line: `notionfs mount`, `notionfs emulator`; builds Settings and configures logging."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import logging
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .config import DEFAULT_API_URL, SUPPORTED_VERSIONS, Settings
+from .errors import AuthError, ConfigError, NetworkError, NotionFSError
+
+logger = logging.getLogger("notionfs")
+
+FUSE_INSTALL_HINT = (
+    "install FUSE first: `sudo apt-get install fuse libfuse2` (Debian/Ubuntu), "
+    "`sudo dnf install fuse fuse-libs` (Fedora), or macFUSE on macOS"
+)
+DEMO_DATA_DIR = Path.home() / ".cache" / "notionfs" / "demo"
+
+
+# ---- logging: secrets never reach a log line -----------------------------------------------
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs the token and signed-URL query strings from every record, as a last defence."""
+
+    _QUERY = re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*")
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def add_secret(self, secret: str) -> None:
+        if secret:
+            self._secrets.append(secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._QUERY.sub(r"\1?<redacted>", message)
+        for secret in self._secrets:
+            cleaned = cleaned.replace(secret, "<token>")
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            for secret in self._secrets:
+                text = text.replace(secret, "<token>")
+            record.exc_text = self._QUERY.sub(r"\1?<redacted>", text)
+            record.exc_info = None
+            record.msg = f"{record.msg}\n{record.exc_text}"
+        return True
+
+
+def configure_logging(debug: bool, log_file: str | None = None) -> RedactingFilter:
+    redactor = RedactingFilter()
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    # httpx logs full URLs (signed query strings included) at INFO: keep it quiet.
+    for noisy in ("httpx", "httpcore", "fuse"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return redactor
+
+
+# ---- the mount command ---------------------------------------------------------------------
+
+
+def add_mount_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mountpoint", help="an empty directory to mount on")
+    p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground")
+    p.add_argument("--api-url", help=f"Notion API base URL (default {DEFAULT_API_URL})")
+    p.add_argument("--notion-version", choices=SUPPORTED_VERSIONS, help="Notion-Version header")
+    p.add_argument("--cache-size", type=_size, help="block cache bound in bytes (256M, 1G, ...)")
+    p.add_argument("--metadata-ttl", type=float, help="seconds listings stay fresh (default 60)")
+    p.add_argument("--deadline", type=float, help="seconds any filesystem call may take (30)")
+    p.add_argument("--token-file", help="read the Notion token from this file")
+    p.add_argument("--token", help=argparse.SUPPRESS)  # visible to other users: warned about
+    p.add_argument("--demo", action="store_true", help="mount the bundled demo workspace")
+    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    p.add_argument("-o", dest="fuse_options", action="append", default=[], help="FUSE options")
+    p.add_argument("--log-file", help="log here (default: stderr, or a file when backgrounded)")
+    p.add_argument("--debug", action="store_true", help="debug logging (secrets stay redacted)")
+
+
+def _size(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([kmgt]?)i?b?", text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 256M)")
+    power = " kmgt".index(match.group(2) or " ")
+    return int(match.group(1)) * (1024**power)
+
+
+def _parse_fuse_options(values: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for value in values:
+        for item in filter(None, value.split(",")):
+            key, sep, val = item.partition("=")
+            options[key.strip()] = val if sep else True
+    return options
+
+
+def _read_token(args: argparse.Namespace) -> str:
+    if args.token:
+        logger.warning(
+            "--token is visible to every user of this machine (ps); use NOTION_TOKEN "
+            "or --token-file instead"
+        )
+        return str(args.token)
+    if args.token_file:
+        path = Path(args.token_file).expanduser()
+        try:
+            mode = path.stat().st_mode
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read token file {path}: {exc.strerror}") from None
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            logger.warning("token file %s is readable by other users: chmod 600 it", path)
+        return token
+    return os.environ.get("NOTION_TOKEN", "").strip()
+
+
+def check_fuse_available() -> None:
+    if not os.path.exists("/dev/fuse") and sys.platform.startswith("linux"):
+        raise ConfigError(f"/dev/fuse is missing: this machine has no FUSE; {FUSE_INSTALL_HINT}")
+    if sys.platform.startswith("linux") and shutil.which("fusermount") is None:
+        raise ConfigError(f"fusermount not found; {FUSE_INSTALL_HINT}")
+    try:
+        import fuse  # noqa: F401  (loads libfuse through ctypes)
+    except (OSError, ImportError) as exc:
+        raise ConfigError(f"libfuse cannot be loaded ({exc}); {FUSE_INSTALL_HINT}") from None
+
+
+def check_mountpoint(path: Path) -> None:
+    """A usable, unmounted directory. A dead mount left by a crash is cleaned up."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"mountpoint {path} does not exist (mkdir it first)") from None
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            raise ConfigError(f"mountpoint {path}: {exc.strerror}") from None
+        _recover_dead_mount(path)
+        st = path.stat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"mountpoint {path} is not a directory")
+    if os.path.ismount(path):
+        raise ConfigError(f"{path} is already mounted (unmount it: fusermount -u {path})")
+
+
+def _recover_dead_mount(path: Path) -> None:
+    """"Transport endpoint is not connected": the last mount's process died. Lift it."""
+    command = ["fusermount", "-u", "-z", str(path)]
+    logger.warning("%s holds a dead mount (its process died); running: %s", path, " ".join(command))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    if result.returncode != 0:
+        raise ConfigError(
+            f"{path} holds a dead mount that could not be lifted ({result.stderr.strip()}); "
+            f"run: sudo umount -l {path}"
+        )
+
+
+def check_token(settings: Settings) -> str:
+    """Ask Notion who we are; returns the workspace name. One clear error otherwise."""
+    from .client import NotionClient
+
+    if not settings.token:
+        raise ConfigError(
+            "no Notion token: set NOTION_TOKEN or pass --token-file (see README: "
+            "'Using a real workspace')"
+        )
+    client = NotionClient(settings)
+    try:
+        me = client.me()
+    except AuthError as exc:
+        raise ConfigError(f"Notion rejected the token ({exc.status} {exc.code})") from None
+    except NetworkError as exc:
+        raise ConfigError(f"cannot reach the Notion API at {settings.api_url}: {exc}") from None
+    finally:
+        client.close()
+    return me.workspace_name or me.name or "workspace"
+
+
+@contextlib.contextmanager
+def demo_backend(settings_overrides: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Serve the bundled demo workspace in-process and point the settings at it."""
+    from .emulator.demo import build_demo
+    from .emulator.server import Emulator
+
+    workspace = build_demo(DEMO_DATA_DIR)
+    with Emulator(workspace, rate_limit_rps=3.0, rate_limit_burst=30) as emulator:
+        overrides = dict(settings_overrides)
+        overrides.update(api_url=emulator.api_url, token=emulator.token)
+        yield overrides
+
+
+def mount_command(args: argparse.Namespace) -> int:
+    mountpoint = Path(args.mountpoint).expanduser().absolute()
+    if not args.foreground:
+        return _mount_in_background(args, mountpoint)
+    redactor = configure_logging(args.debug, args.log_file)
+    overrides: dict[str, Any] = {
+        "api_url": args.api_url,
+        "notion_version": args.notion_version,
+        "cache_size_bytes": args.cache_size,
+        "metadata_ttl_s": args.metadata_ttl,
+        "negative_ttl_s": args.metadata_ttl,
+        "op_deadline_s": args.deadline,
+        "debug": args.debug,
+    }
+    try:
+        check_fuse_available()
+        check_mountpoint(mountpoint)
+        with contextlib.ExitStack() as stack:
+            if args.demo:
+                overrides = stack.enter_context(demo_backend(overrides))
+            else:
+                overrides["token"] = _read_token(args)
+            settings = Settings.from_env(**overrides)
+            redactor.add_secret(settings.token)
+            workspace_name = check_token(settings)
+            _serve(settings, mountpoint, workspace_name, args)
+    except ConfigError as exc:
+        print(f"notionfs: {exc}", file=sys.stderr)
+        return 2
+    except NotionFSError as exc:
+        print(f"notionfs: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve(settings: Settings, mountpoint: Path, workspace_name: str, args: Any) -> None:
+    from .client import NotionClient
+    from .fuse_ops import fuse_options, run_fuse
+    from .tree import Tree
+
+    extra = _parse_fuse_options(args.fuse_options)
+    if args.allow_other:
+        extra["allow_other"] = True
+    options = fuse_options(settings, f"notion:{workspace_name}", extra)
+    client = NotionClient(settings)
+    # File hosts get their own client: the Notion token must never travel to them.
+    files_http = httpx.Client(
+        timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        follow_redirects=False,
+    )
+    tree = Tree(client, files_http, settings)
+    logger.info("mounting %s (notion:%s) at %s", settings.api_url, workspace_name, mountpoint)
+    try:
+        run_fuse(tree, settings, str(mountpoint), options)
+    finally:
+        tree.close()
+        client.close()
+        files_http.close()
+    logger.info("unmounted %s", mountpoint)
+
+
+def _mount_in_background(args: argparse.Namespace, mountpoint: Path) -> int:
+    """Run the mount as a detached child and return once it is ready (or say why not)."""
+    configure_logging(args.debug)
+    env = dict(os.environ)
+    argv = list(args.argv)
+    if args.token:
+        # Hand the token over through the environment, not the child's command line.
+        env["NOTION_TOKEN"] = args.token
+        i = argv.index("--token") if "--token" in argv else -1
+        argv = argv[:i] + argv[i + 2 :] if i >= 0 else [a for a in argv if not a.startswith("--token=")]
+    log_file = args.log_file or str(_default_log_file(mountpoint))
+    child = [sys.executable, "-m", "notionfs", *argv, "--foreground"]
+    if not args.log_file:
+        child += ["--log-file", log_file]
+    with open(log_file, "a", encoding="utf-8") as log:
+        start = log.tell()
+        proc = subprocess.Popen(
+            child,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if os.path.ismount(mountpoint):
+            print(f"notionfs: mounted at {mountpoint} (log: {log_file})")
+            print(f"notionfs: unmount with: fusermount -u {mountpoint}")
+            return 0
+        if proc.poll() is not None:
+            with open(log_file, encoding="utf-8", errors="replace") as log:
+                log.seek(start)
+                tail = [line for line in log.read().splitlines() if line.strip()]
+            message = next((ln for ln in reversed(tail) if ln.startswith("notionfs:")), None)
+            print(message or f"notionfs: mount failed (see {log_file})", file=sys.stderr)
+            return proc.returncode or 1
+        time.sleep(0.1)
+    proc.terminate()
+    print(f"notionfs: the mount did not become ready in time (see {log_file})", file=sys.stderr)
+    return 1
+
+
+def _default_log_file(mountpoint: Path) -> Path:
+    directory = Path.home() / ".cache" / "notionfs"
+    directory.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(mountpoint)).strip("_") or "mount"
+    return directory / f"mount-{safe}.log"
+
+
+# ---- entry point ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notionfs", description="Mount a Notion workspace as a read-only filesystem."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_mount_arguments(sub.add_parser("mount", help="mount a workspace"))
+    emulator = sub.add_parser("emulator", help="serve the local Notion emulator (demo workspace)")
+    from .emulator import cli as emulator_cli
+
+    emulator_cli.add_arguments(emulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    if args.command == "mount":
+        return mount_command(args)
+    from .emulator import cli as emulator_cli
+
+    return int(emulator_cli.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

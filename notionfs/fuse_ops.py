@@ -1,0 +1,280 @@
+"""The fusepy adapter: the only module that imports fuse or speaks errno."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import itertools
+import logging
+import os
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fuse import FUSE, FuseOSError, Operations  # the one place fuse is imported
+
+from .config import Settings
+from .errors import DeadlineExceeded, NotionFSError, errno_for
+from .remote import FileReader
+from .tree import Entry, Kind, Tree
+
+__all__ = ["NotionOperations", "run_fuse", "fuse_options"]
+
+logger = logging.getLogger(__name__)
+
+XATTR_PREFIX = "user.notion."
+# ENODATA is Linux's "no such attribute"; macOS calls it ENOATTR (93).
+ENOATTR = getattr(errno, "ENODATA", 93) if sys.platform != "darwin" else 93
+
+# Operations that never touch the network: run inline, no deadline machinery needed.
+_INLINE_OPS = frozenset({"init", "destroy", "statfs", "release", "releasedir", "opendir"})
+# Operations a read-only filesystem refuses outright.
+_WRITE_OPS = frozenset(
+    {
+        "chmod",
+        "chown",
+        "create",
+        "mkdir",
+        "mknod",
+        "rename",
+        "rmdir",
+        "symlink",
+        "link",
+        "truncate",
+        "unlink",
+        "utimens",
+        "write",
+        "setxattr",
+        "removexattr",
+    }
+)
+
+
+class NotionOperations(Operations):  # type: ignore[misc]
+    """FUSE callbacks over a Tree. Every call is bounded by ``settings.op_deadline_s``."""
+
+    use_ns = True
+
+    def __init__(self, tree: Tree, settings: Settings) -> None:
+        self._tree = tree
+        self._settings = settings
+        self._uid = os.getuid()
+        self._gid = os.getgid()
+        self._handles: dict[int, FileReader] = {}
+        self._handle_ids = itertools.count(1)
+        self._handles_lock = threading.Lock()
+        # Keys of files last opened per inode: a reopen of the same key keeps the page cache.
+        self._opened_keys: dict[int, str] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="notionfs-op"
+        )
+
+    # ---- the single entry point fusepy calls ------------------------------------------
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        if op in _WRITE_OPS:
+            raise FuseOSError(errno.EROFS)
+        handler: Callable[..., Any] | None = getattr(self, op, None)
+        if handler is None:
+            raise FuseOSError(errno.ENOSYS)
+        try:
+            if op in _INLINE_OPS:
+                return handler(*args)
+            return self._with_deadline(op, handler, args)
+        except FuseOSError:
+            raise
+        except NotionFSError as exc:
+            code = errno_for(exc)
+            logger.warning("%s %s: %s (errno %s)", op, _path_arg(args), exc, code)
+            raise FuseOSError(code) from exc
+        except Exception as exc:  # fusepy would turn this into a misleading EINVAL
+            logger.exception("%s %s failed unexpectedly", op, _path_arg(args))
+            raise FuseOSError(errno.EIO) from exc
+
+    def _with_deadline(self, op: str, handler: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        future = self._pool.submit(handler, *args)
+        try:
+            return future.result(timeout=self._settings.op_deadline_s)
+        except concurrent.futures.TimeoutError:
+            stale = self._stale_answer(op, args)
+            if stale is not None:
+                logger.warning("%s %s: deadline passed, answering from cache", op, args[0])
+                return stale
+            raise DeadlineExceeded(
+                f"no answer within {self._settings.op_deadline_s:g} s"
+            ) from None
+
+    def _stale_answer(self, op: str, args: tuple[Any, ...]) -> Any:
+        entry = self._tree.lookup_cached(args[0]) if args else None
+        if entry is None:
+            return None
+        if op == "getattr" and (entry.is_dir or entry.remote is None or entry.remote.known_size):
+            return self._attrs(entry, cached_only=True)
+        if op == "readdir" and entry.is_dir and entry.children is not None:
+            return [".", "..", *entry.children]
+        return None
+
+    # ---- metadata ----------------------------------------------------------------------
+
+    def _entry(self, path: str) -> Entry:
+        entry = self._tree.lookup(path)
+        if entry is None:
+            raise FuseOSError(errno.ENOENT)
+        return entry
+
+    def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
+        return self._attrs(self._entry(path))
+
+    def _attrs(self, entry: Entry, cached_only: bool = False) -> dict[str, int]:
+        mtime_ns = int(entry.mtime_s * 1e9)
+        ctime_ns = int(entry.ctime_s * 1e9)
+        attrs = {
+            "st_ino": entry.inode,
+            "st_uid": self._uid,
+            "st_gid": self._gid,
+            "st_atime": mtime_ns,
+            "st_mtime": mtime_ns,
+            "st_ctime": ctime_ns,
+            "st_blksize": self._settings.st_blksize_bytes,
+        }
+        if entry.is_dir:
+            attrs.update(st_mode=stat.S_IFDIR | 0o555, st_nlink=2, st_size=0, st_blocks=0)
+        else:
+            if cached_only:
+                assert entry.remote is not None
+                size = entry.remote.known_size or 0
+            else:
+                size = self._tree.size(entry)
+            attrs.update(
+                st_mode=stat.S_IFREG | 0o444,
+                st_nlink=1,
+                st_size=size,
+                st_blocks=(size + 511) // 512,
+            )
+        return attrs
+
+    def readdir(self, path: str, fh: Any) -> list[str]:
+        entry = self._entry(path)
+        if not entry.is_dir:
+            raise FuseOSError(errno.ENOTDIR)
+        return [".", "..", *(child.name for child in self._tree.listdir(entry))]
+
+    def access(self, path: str, amode: int) -> int:
+        self._entry(path)
+        if amode & os.W_OK:
+            raise FuseOSError(errno.EROFS)
+        return 0
+
+    def readlink(self, path: str) -> str:
+        raise FuseOSError(errno.EINVAL)
+
+    def statfs(self, path: str) -> dict[str, int]:
+        # Never touches the network: a file manager calls this constantly.
+        return {
+            "f_bsize": self._settings.st_blksize_bytes,
+            "f_frsize": 4096,
+            "f_blocks": 0,
+            "f_bfree": 0,
+            "f_bavail": 0,
+            "f_files": 0,
+            "f_ffree": 0,
+            "f_favail": 0,
+            "f_namemax": 255,
+        }
+
+    # ---- xattrs ------------------------------------------------------------------------
+
+    def _xattrs(self, entry: Entry) -> dict[str, str]:
+        values = {}
+        if entry.object_id:
+            values[XATTR_PREFIX + "id"] = entry.object_id
+        if entry.notion_url:
+            values[XATTR_PREFIX + "url"] = entry.notion_url
+        if entry.kind is not Kind.ROOT:
+            values[XATTR_PREFIX + "type"] = entry.kind.value
+        return values
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        value = self._xattrs(self._entry(path)).get(name)
+        if value is None:
+            raise FuseOSError(ENOATTR)  # ENOSYS would switch xattrs off for the whole mount
+        return value.encode("utf-8")
+
+    def listxattr(self, path: str) -> list[str]:
+        return list(self._xattrs(self._entry(path)))
+
+    # ---- files -------------------------------------------------------------------------
+
+    def open(self, path: str, fi: Any) -> int:
+        if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC | os.O_CREAT):
+            raise FuseOSError(errno.EROFS)
+        entry = self._entry(path)
+        if entry.is_dir or entry.remote is None:
+            raise FuseOSError(errno.EISDIR)
+        reader = self._tree.open(entry)
+        with self._handles_lock:
+            fh = next(self._handle_ids)
+            self._handles[fh] = reader
+            # Same file identity as last time (owner edit time + URL path): the kernel may
+            # keep the pages it already has. A replaced file has a new key and is dropped.
+            fi.keep_cache = 1 if self._opened_keys.get(entry.inode) == entry.remote.key else 0
+            self._opened_keys[entry.inode] = entry.remote.key
+        fi.fh = fh
+        return 0
+
+    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        reader = self._handles.get(fi.fh)
+        if reader is None:
+            raise FuseOSError(errno.EBADF)
+        return reader.read(offset, size)
+
+    def release(self, path: str, fi: Any) -> int:
+        with self._handles_lock:
+            reader = self._handles.pop(fi.fh, None)
+        if reader is not None:
+            reader.close()
+        return 0
+
+    def destroy(self, path: str) -> None:
+        with self._handles_lock:
+            readers = list(self._handles.values())
+            self._handles.clear()
+        for reader in readers:
+            reader.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._tree.close()
+
+
+def _path_arg(args: tuple[Any, ...]) -> str:
+    return repr(args[0]) if args and isinstance(args[0], str) else ""
+
+
+def fuse_options(settings: Settings, fsname: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The options passed to libfuse (``-o``), with the reasons in docs/SEMANTICS.md."""
+    timeout_s = max(1.0, settings.metadata_ttl_s)
+    options: dict[str, Any] = {
+        "fsname": fsname.replace(",", " "),
+        "subtype": "notionfs",
+        "ro": True,
+        "use_ino": True,
+        "default_permissions": True,
+        "attr_timeout": timeout_s,
+        "entry_timeout": timeout_s,
+        "negative_timeout": timeout_s,
+        "max_read": 131072,
+        "max_readahead": 131072,
+    }
+    if sys.platform == "darwin":
+        options.update(noappledouble=True, volname=fsname.split(":", 1)[-1][:32])
+    options.update(extra)
+    return options
+
+
+def run_fuse(
+    tree: Tree, settings: Settings, mountpoint: str, options: dict[str, Any]
+) -> None:
+    """Mount and serve until unmounted (fusermount -u) or interrupted (SIGINT/SIGTERM)."""
+    operations = NotionOperations(tree, settings)
+    FUSE(operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **options)

@@ -1,0 +1,572 @@
+"""The workspace as a path tree: lookup, lazy TTL-cached listings, stable names and inodes."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import logging
+import posixpath
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from .blockcache import BlockCache
+from .client import NotionClient
+from .config import Settings
+from .errors import ApiError, NetworkError, NotFoundError, NotionFSError, ServerError
+from .models import Block, Database, FileRef, Page, Parent
+from .naming import NameRequest, assign_names, file_name_from_url
+from .remote import FileReader, Location, RemoteFile
+
+__all__ = ["Kind", "Entry", "Tree", "PROBE_NAMES"]
+
+logger = logging.getLogger(__name__)
+
+FILE_BLOCK_TYPES = frozenset({"image", "video", "audio", "file", "pdf"})
+# Names that shells and file managers probe in every folder; they never exist in Notion, so
+# they answer "no such file" at once, without listing the folder first.
+PROBE_NAMES = frozenset(
+    {
+        ".hidden",
+        ".Trash",
+        ".Trash-0",
+        ".Trash-1000",
+        ".xdg-volume-info",
+        ".DS_Store",
+        ".directory",
+        "desktop.ini",
+        "Desktop.ini",
+        "Thumbs.db",
+        "autorun.inf",
+        "AutoRun.inf",
+        ".git",
+        ".svn",
+        ".hg",
+        ".localized",
+        ".metadata_never_index",
+        ".Spotlight-V100",
+        ".fseventsd",
+        ".VolumeIcon.icns",
+        ".comments",
+        ".thumbnails",
+        ".autorun.inf",
+        "Autorun.inf",
+    }
+)
+
+
+class Kind(enum.Enum):
+    ROOT = "root"
+    PAGE = "page"
+    DATABASE = "database"
+    DATA_SOURCE = "data_source"
+    FILES_PROPERTY = "files_property"
+    FILE = "file"
+
+    @property
+    def is_dir(self) -> bool:
+        return self is not Kind.FILE
+
+
+@dataclass(eq=False)
+class Entry:
+    """One node of the tree. Directories carry their cached listing; files a RemoteFile."""
+
+    kind: Kind
+    key: str  # stable identity within the mount: drives the inode number
+    name: str
+    inode: int
+    object_id: str | None = None
+    ctime_s: float = 0.0
+    mtime_s: float = 0.0
+    notion_url: str | None = None
+    remote: RemoteFile | None = None
+    # Owner data a directory needs to list itself: a row's files property and its id, or
+    # the database of a data source.
+    files: tuple[FileRef, ...] = ()
+    owner_id: str | None = None
+    # Listing cache (directories only).
+    children: dict[str, Entry] | None = None
+    listed_at: float = float("-inf")
+    list_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind.is_dir
+
+
+@dataclass
+class _Child:
+    """What a listing found, before names are assigned."""
+
+    kind: Kind
+    key: str
+    raw_name: str
+    order: str
+    object_id: str | None
+    ctime_s: float
+    mtime_s: float
+    notion_url: str | None = None
+    # files only
+    file_ref: FileRef | None = None
+    file_key: str | None = None
+    resolver: Callable[[bool], Location] | None = None
+    files: tuple[FileRef, ...] = ()
+    owner_id: str | None = None
+
+
+def _ts(value: object) -> float:
+    return value.timestamp() if hasattr(value, "timestamp") else 0.0  # type: ignore[no-any-return]
+
+
+def _page_link(object_id: str) -> str:
+    return "https://www.notion.so/" + object_id.replace("-", "")
+
+
+def _location(ref: FileRef) -> Location:
+    return Location(url=ref.url, expires_at=ref.expires_at(), external=ref.kind == "external")
+
+
+def _url_path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _ext_of(url: str) -> str:
+    name = file_name_from_url(url) or ""
+    _, ext = posixpath.splitext(name)
+    return ext if 0 < len(ext) <= 10 else ""
+
+
+class Tree:
+    """Maps paths to entries. Thread-safe; every listing is cached for ``metadata_ttl_s``."""
+
+    def __init__(
+        self,
+        client: NotionClient,
+        files_http: httpx.Client,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._files_http = files_http
+        self._settings = settings
+        self._clock = clock
+        self.cache = BlockCache(settings.cache_size_bytes, settings.block_size_bytes)
+        self._fetch_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.fetch_workers, thread_name_prefix="notionfs-fetch"
+        )
+        self._probe_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.probe_workers, thread_name_prefix="notionfs-probe"
+        )
+        self._inodes: dict[str, int] = {}
+        self._inode_lock = threading.Lock()
+        self._remotes: dict[str, RemoteFile] = {}
+        self.root = Entry(Kind.ROOT, key="root", name="", inode=1)
+        self._inodes["root"] = 1
+        self.stale_answers = 0  # how often a stale listing was served because Notion failed
+
+    def close(self) -> None:
+        self._probe_pool.shutdown(wait=False, cancel_futures=True)
+        self._fetch_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- paths --------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> Entry | None:
+        """The entry at ``path`` ("/a/b"), or None when nothing is there."""
+        entry = self.root
+        for part in (p for p in path.split("/") if p):
+            if not entry.is_dir:
+                return None
+            child = self.child(entry, part)
+            if child is None:
+                return None
+            entry = child
+        return entry
+
+    def lookup_cached(self, path: str) -> Entry | None:
+        """Like lookup, from listings already held (fresh or stale); never touches the network."""
+        entry = self.root
+        for part in (p for p in path.split("/") if p):
+            found = entry.children.get(part) if entry.children else None
+            if found is None:
+                return None
+            entry = found
+        return entry
+
+    def child(self, directory: Entry, name: str) -> Entry | None:
+        """One name in a directory. Well-known probe names cost nothing, listed or not."""
+        if directory.children is None and name in PROBE_NAMES:
+            return None
+        if name in PROBE_NAMES and not self._fresh(directory):
+            # A stale listing is good enough to say "no" to a name that never exists.
+            return directory.children.get(name) if directory.children else None
+        return self._listing(directory).get(name)
+
+    def listdir(self, directory: Entry) -> list[Entry]:
+        children = list(self._listing(directory).values())
+        self._probe_sizes(children)
+        return children
+
+    # ---- files --------------------------------------------------------------------------
+
+    def size(self, entry: Entry) -> int:
+        if entry.remote is None:
+            return 0
+        return entry.remote.size()
+
+    def open(self, entry: Entry) -> FileReader:
+        assert entry.remote is not None
+        return entry.remote.reader()
+
+    def _probe_sizes(self, children: list[Entry]) -> None:
+        """Probe every file's size in parallel; the probe also brings the file's first bytes."""
+        for entry in children:
+            if entry.remote is not None:
+                self._probe_pool.submit(self._probe_quietly, entry.remote)
+
+    @staticmethod
+    def _probe_quietly(remote: RemoteFile) -> None:
+        try:
+            remote.size()
+        except NotionFSError as exc:
+            logger.info("size probe failed for %s: %s", remote.key, exc)
+
+    # ---- listings ----------------------------------------------------------------------
+
+    def _fresh(self, directory: Entry) -> bool:
+        return (
+            directory.children is not None
+            and self._clock() - directory.listed_at < self._settings.metadata_ttl_s
+        )
+
+    def invalidate(self, directory: Entry) -> None:
+        directory.listed_at = float("-inf")
+
+    def _listing(self, directory: Entry) -> dict[str, Entry]:
+        if self._fresh(directory):
+            assert directory.children is not None
+            return directory.children
+        with directory.list_lock:
+            if self._fresh(directory):  # another thread listed it while we waited
+                assert directory.children is not None
+                return directory.children
+            try:
+                found = list(self._list_children(directory))
+            except (NetworkError, ServerError, ApiError) as exc:
+                if directory.children is not None and not isinstance(exc, NotFoundError):
+                    self.stale_answers += 1
+                    logger.warning(
+                        "serving stale listing of %r: Notion failed: %s", directory.name, exc
+                    )
+                    return directory.children
+                raise
+            directory.children = self._materialise(directory, found)
+            directory.listed_at = self._clock()
+            return directory.children
+
+    def _materialise(self, directory: Entry, found: list[_Child]) -> dict[str, Entry]:
+        names = assign_names(
+            [
+                NameRequest(key=c.key, raw=c.raw_name, order=c.order, is_file=not c.kind.is_dir)
+                for c in found
+            ]
+        )
+        old = {e.key: e for e in (directory.children or {}).values()}
+        result: dict[str, Entry] = {}
+        for c in found:
+            entry = old.get(c.key)
+            if entry is None or entry.kind is not c.kind:
+                entry = Entry(c.kind, key=c.key, name="", inode=self._inode(c.key))
+            entry.name = names[c.key]
+            entry.object_id = c.object_id
+            entry.ctime_s, entry.mtime_s = c.ctime_s, c.mtime_s
+            entry.notion_url = c.notion_url
+            entry.files = c.files
+            entry.owner_id = c.owner_id
+            if c.kind is Kind.FILE:
+                entry.remote = self._remote_for(c)
+            elif (entry.mtime_s, entry.ctime_s) != (c.mtime_s, c.ctime_s):
+                self.invalidate(entry)  # edited in Notion: list it anew on next access
+            result[entry.name] = entry
+        return result
+
+    def _inode(self, key: str) -> int:
+        with self._inode_lock:
+            ino = self._inodes.get(key)
+            if ino is None:
+                ino = len(self._inodes) + 1
+                self._inodes[key] = ino
+            return ino
+
+    def _remote_for(self, c: _Child) -> RemoteFile:
+        assert c.file_key is not None and c.resolver is not None
+        with self._inode_lock:
+            remote = self._remotes.get(c.file_key)
+            if remote is None:
+                remote = RemoteFile(
+                    c.file_key,
+                    c.resolver,
+                    self._files_http,
+                    self.cache,
+                    self._settings,
+                    executor=self._fetch_pool,
+                )
+                self._remotes[c.file_key] = remote
+            return remote
+
+    def _list_children(self, directory: Entry) -> Iterator[_Child]:
+        kind = directory.kind
+        if kind is Kind.ROOT:
+            yield from self._list_root()
+        elif kind is Kind.PAGE:
+            assert directory.object_id is not None
+            yield from self._list_page(directory)
+        elif kind is Kind.DATABASE:
+            assert directory.object_id is not None
+            yield from self._list_database(directory)
+        elif kind is Kind.DATA_SOURCE:
+            assert directory.object_id is not None
+            assert directory.owner_id is not None
+            database = self._client.get_database(directory.owner_id)
+            yield from self._rows(directory, database, directory.object_id)
+        elif kind is Kind.FILES_PROPERTY:
+            yield from self._list_files_property(directory)
+
+    # root: every reachable page or database whose parent is the workspace or unreachable
+    def _list_root(self) -> Iterator[_Child]:
+        objects = list(self._client.search_all())
+        reachable = {o.id for o in objects}
+        block_cache: dict[str, bool] = {}
+        for obj in objects:
+            if obj.in_trash or self._parent_reachable(obj.parent, reachable, block_cache):
+                continue
+            yield self._object_child("root", obj)
+
+    def _parent_reachable(
+        self, parent: Parent, reachable: set[str], block_cache: dict[str, bool]
+    ) -> bool:
+        if parent.type == "workspace" or parent.id is None:
+            return False
+        if parent.type in ("page_id", "database_id"):
+            return parent.id in reachable
+        if parent.type == "data_source_id":
+            return parent.database_id in reachable or parent.id in reachable
+        if parent.type == "block_id":
+            # A page nested in a toggle or column: climb to the page that holds the block.
+            if parent.id not in block_cache:
+                try:
+                    block = self._client.get_block(parent.id)
+                    block_cache[parent.id] = self._parent_reachable(
+                        block.parent, reachable, block_cache
+                    )
+                except NotFoundError:
+                    block_cache[parent.id] = False
+            return block_cache[parent.id]
+        return False
+
+    def _object_child(self, dir_key: str, obj: Page | Database) -> _Child:
+        kind = Kind.PAGE if isinstance(obj, Page) else Kind.DATABASE
+        prefix = "page" if kind is Kind.PAGE else "db"
+        return _Child(
+            kind=kind,
+            key=f"{prefix}:{obj.id}",
+            raw_name=obj.title,
+            order=f"{obj.created_time.isoformat()}|{obj.id}",
+            object_id=obj.id,
+            ctime_s=_ts(obj.created_time),
+            mtime_s=_ts(obj.last_edited_time),
+            notion_url=obj.url or _page_link(obj.id),
+        )
+
+    # pages: child pages/databases and file blocks anywhere in the block tree, cover, icon
+    def _list_page(self, directory: Entry) -> Iterator[_Child]:
+        assert directory.object_id is not None
+        page = self._client.get_page(directory.object_id)
+        page_url = page.url or _page_link(page.id)
+        yield from self._page_media(directory.key, page, page_url)
+        seen: set[str] = set()
+        yield from self._walk_blocks(directory.key, page.id, page_url, seen)
+        for prop in page.files_properties:
+            if prop.files:
+                yield _Child(
+                    kind=Kind.FILES_PROPERTY,
+                    key=f"{directory.key}/prop:{prop.id}",
+                    raw_name=prop.name,
+                    order=f"0|prop|{prop.name}|{prop.id}",
+                    object_id=page.id,
+                    ctime_s=_ts(page.created_time),
+                    mtime_s=_ts(page.last_edited_time),
+                    notion_url=page_url,
+                    files=prop.files,
+                    owner_id=prop.id,
+                )
+
+    def _page_media(self, dir_key: str, page: Page, page_url: str) -> Iterator[_Child]:
+        slots: list[tuple[str, FileRef]] = []
+        if page.cover is not None:
+            slots.append(("cover", page.cover))
+        if page.icon is not None and page.icon.file is not None:
+            slots.append(("icon", page.icon.file))
+        for slot, ref in slots:
+            yield _Child(
+                kind=Kind.FILE,
+                key=f"{dir_key}/{slot}",
+                raw_name=slot + _ext_of(ref.url),
+                order=f"0|{slot}",
+                object_id=page.id,
+                ctime_s=_ts(page.created_time),
+                mtime_s=_ts(page.last_edited_time),
+                notion_url=page_url,
+                file_ref=ref,
+                file_key=f"{page.id}:{slot}:{_url_path(ref.url)}",
+                resolver=self._page_file_resolver(page.id, slot, ref),
+            )
+
+    def _walk_blocks(
+        self, dir_key: str, parent_id: str, page_url: str, seen: set[str]
+    ) -> Iterator[_Child]:
+        for block in self._client.block_children(parent_id):
+            if block.in_trash or block.id in seen:
+                continue
+            seen.add(block.id)
+            if block.type in ("child_page", "child_database"):
+                yield self._block_object_child(dir_key, block)
+            elif block.type in FILE_BLOCK_TYPES and block.file is not None:
+                yield self._block_file_child(dir_key, block, page_url)
+            elif block.has_children:
+                yield from self._walk_blocks(dir_key, block.id, page_url, seen)
+
+    def _block_object_child(self, dir_key: str, block: Block) -> _Child:
+        is_page = block.type == "child_page"
+        return _Child(
+            kind=Kind.PAGE if is_page else Kind.DATABASE,
+            key=f"{'page' if is_page else 'db'}:{block.id}",
+            raw_name=block.title or "",
+            order=f"{block.created_time.isoformat()}|{block.id}",
+            object_id=block.id,
+            ctime_s=_ts(block.created_time),
+            mtime_s=_ts(block.last_edited_time),
+            notion_url=_page_link(block.id),
+        )
+
+    def _block_file_child(self, dir_key: str, block: Block, page_url: str) -> _Child:
+        ref = block.file
+        assert ref is not None
+        raw = ref.name or file_name_from_url(ref.url) or f"{block.type}{_ext_of(ref.url)}"
+        return _Child(
+            kind=Kind.FILE,
+            key=f"{dir_key}/block:{block.id}",
+            raw_name=raw,
+            order=f"{block.created_time.isoformat()}|{block.id}",
+            object_id=block.id,
+            ctime_s=_ts(block.created_time),
+            mtime_s=_ts(block.last_edited_time),
+            notion_url=f"{page_url}#{block.id.replace('-', '')}",
+            file_ref=ref,
+            file_key=f"{block.id}:{block.last_edited_time.isoformat()}:{_url_path(ref.url)}",
+            resolver=self._block_file_resolver(block.id, ref),
+        )
+
+    # databases: rows, or one folder per data source when there are several
+    def _list_database(self, directory: Entry) -> Iterator[_Child]:
+        assert directory.object_id is not None
+        database = self._client.get_database(directory.object_id)
+        if len(database.data_sources) == 1:
+            yield from self._rows(directory, database, database.data_sources[0].id)
+            return
+        for ds in database.data_sources:
+            yield _Child(
+                kind=Kind.DATA_SOURCE,
+                key=f"ds:{ds.id}",
+                raw_name=ds.name,
+                order=f"{ds.id}",
+                object_id=ds.id,
+                ctime_s=_ts(database.created_time),
+                mtime_s=_ts(database.last_edited_time),
+                notion_url=database.url or _page_link(database.id),
+                owner_id=database.id,
+            )
+
+    def _rows(self, directory: Entry, database: Database, data_source_id: str) -> Iterator[_Child]:
+        for row in self._client.query_rows(database, data_source_id):
+            if not row.in_trash:
+                yield self._object_child(directory.key, row)
+
+    def _list_files_property(self, directory: Entry) -> Iterator[_Child]:
+        assert directory.object_id is not None
+        page_id = directory.object_id
+        prop_id = directory.owner_id
+        assert prop_id is not None
+        for index, ref in enumerate(directory.files):
+            raw = ref.name or file_name_from_url(ref.url) or f"file{index + 1}"
+            yield _Child(
+                kind=Kind.FILE,
+                key=f"{directory.key}/{index}:{_url_path(ref.url)}",
+                raw_name=raw,
+                order=f"{index:06d}",
+                object_id=page_id,
+                ctime_s=directory.ctime_s,
+                mtime_s=directory.mtime_s,
+                notion_url=directory.notion_url,
+                file_ref=ref,
+                file_key=f"{page_id}:prop:{prop_id}:{index}:{_url_path(ref.url)}",
+                resolver=self._property_file_resolver(page_id, prop_id, index, ref),
+            )
+
+    # ---- URL refresh: re-fetch the object that owns the file ---------------------------
+
+    def _block_file_resolver(self, block_id: str, ref: FileRef) -> Callable[[bool], Location]:
+        current = [_location(ref)]
+
+        def resolve(force: bool) -> Location:
+            if force:
+                fresh = self._client.get_block(block_id).file
+                if fresh is None:
+                    raise NotFoundError(404, "object_not_found", "file block has no file")
+                current[0] = _location(fresh)
+            return current[0]
+
+        return resolve
+
+    def _page_file_resolver(
+        self, page_id: str, slot: str, ref: FileRef
+    ) -> Callable[[bool], Location]:
+        current = [_location(ref)]
+
+        def resolve(force: bool) -> Location:
+            if force:
+                page = self._client.get_page(page_id)
+                fresh = page.cover if slot == "cover" else (page.icon.file if page.icon else None)
+                if fresh is None:
+                    raise NotFoundError(404, "object_not_found", f"page has no {slot} file")
+                current[0] = _location(fresh)
+            return current[0]
+
+        return resolve
+
+    def _property_file_resolver(
+        self, page_id: str, prop_id: str, index: int, ref: FileRef
+    ) -> Callable[[bool], Location]:
+        current = [_location(ref)]
+        path = _url_path(ref.url)
+
+        def resolve(force: bool) -> Location:
+            if force:
+                page = self._client.get_page(page_id)
+                for prop in page.files_properties:
+                    if prop.id != prop_id:
+                        continue
+                    # Same file: same URL path (the query string is what changes).
+                    match = [f for f in prop.files if _url_path(f.url) == path]
+                    if match:
+                        current[0] = _location(match[0])
+                        return current[0]
+                raise NotFoundError(404, "object_not_found", "file left the property")
+            return current[0]
+
+        return resolve
