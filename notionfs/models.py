@@ -1,0 +1,474 @@
+"""Frozen dataclasses parsed from Notion API JSON; raw response dicts stop here."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+from notionfs.errors import ApiError
+
+__all__ = [
+    "MalformedResponse",
+    "Parent",
+    "FileRef",
+    "Icon",
+    "FilesProperty",
+    "Page",
+    "DataSourceRef",
+    "Database",
+    "DataSource",
+    "Block",
+    "User",
+    "FILE_BLOCK_TYPES",
+    "normalize_id",
+    "plain_text",
+    "parse_parent",
+    "parse_file",
+    "parse_icon",
+    "parse_page",
+    "parse_database",
+    "parse_data_source",
+    "parse_block",
+    "parse_user",
+]
+
+logger = logging.getLogger(__name__)
+
+# Block types whose payload is a file object (Notion API reference, "File" blocks).
+FILE_BLOCK_TYPES = frozenset({"image", "video", "audio", "file", "pdf"})
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+class MalformedResponse(ApiError):
+    """A 2xx answer whose JSON lacks a field we need or has it in the wrong shape.
+
+    ``status`` is 0: the HTTP exchange succeeded, the body is what is wrong.
+    """
+
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(0, "malformed_response", message, request_id)
+
+
+# ---- the models --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parent:
+    """Where an object sits. ``database_id`` is set for rows (either API shape)."""
+
+    type: str  # "workspace" | "page_id" | "block_id" | "database_id" | "data_source_id"
+    id: str | None
+    database_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A Notion file object: a signed, expiring ``file`` URL or a stable ``external`` one."""
+
+    kind: Literal["file", "external"]
+    url: str
+    expiry_time: datetime | None
+    name: str | None
+
+    def expires_at(self) -> float | None:
+        """Epoch seconds when the URL stops working, or None if it does not expire."""
+        return None if self.expiry_time is None else self.expiry_time.timestamp()
+
+
+@dataclass(frozen=True)
+class Icon:
+    """A page/database icon: an emoji, or an image (custom emojis become ``file``)."""
+
+    emoji: str | None
+    file: FileRef | None
+
+
+@dataclass(frozen=True)
+class FilesProperty:
+    """A ``files`` property of a page: its name, property id and file objects."""
+
+    name: str
+    id: str
+    files: tuple[FileRef, ...]
+
+
+@dataclass(frozen=True)
+class Page:
+    id: str
+    title: str
+    parent: Parent
+    created_time: datetime
+    last_edited_time: datetime
+    in_trash: bool
+    url: str
+    icon: Icon | None
+    cover: FileRef | None
+    files_properties: tuple[FilesProperty, ...]
+    raw_properties: Mapping[str, Any] = field(hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class DataSourceRef:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database. Under 2022-06-28 it has one implicit data source with its own id."""
+
+    id: str
+    title: str
+    parent: Parent
+    created_time: datetime
+    last_edited_time: datetime
+    in_trash: bool
+    url: str
+    icon: Icon | None
+    cover: FileRef | None
+    is_inline: bool
+    data_sources: tuple[DataSourceRef, ...]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A table of rows. ``parent`` is its database; ``database_parent`` where that sits."""
+
+    id: str
+    name: str
+    parent: Parent
+    database_parent: Parent | None
+    created_time: datetime
+    last_edited_time: datetime
+    in_trash: bool
+    url: str
+    icon: Icon | None
+    cover: FileRef | None
+    is_inline: bool
+    # The property schema: name -> {id, name, type, <type>: {...}}.
+    raw_properties: Mapping[str, Any] = field(hash=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Block:
+    id: str
+    type: str
+    has_children: bool
+    in_trash: bool
+    created_time: datetime
+    last_edited_time: datetime
+    parent: Parent
+    file: FileRef | None  # image / video / audio / file / pdf blocks
+    title: str | None  # child_page / child_database
+    payload: Mapping[str, Any] = field(hash=False, repr=False)
+    synced_from: str | None = None  # a duplicate synced block: the original's id
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str | None
+    type: str  # "person" | "bot" (or "unknown" for a partial user)
+    workspace_name: str | None
+
+
+# ---- field readers: every lookup goes through these, so bad JSON raises MalformedResponse --
+
+
+def _require(d: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
+    value = d.get(key)
+    if not isinstance(value, kind):
+        raise MalformedResponse(f"{what}: missing or malformed field {key!r}")
+    return value
+
+
+def _str(d: Mapping[str, Any], key: str, what: str) -> str:
+    value: str = _require(d, key, str, what)
+    return value
+
+
+def _opt_str(d: Mapping[str, Any], key: str, what: str) -> str | None:
+    if d.get(key) is None:
+        return None
+    return _str(d, key, what)
+
+
+def _map(d: Mapping[str, Any], key: str, what: str) -> Mapping[str, Any]:
+    value: Mapping[str, Any] = _require(d, key, Mapping, what)
+    return value
+
+
+def _list(d: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    value: list[Any] = _require(d, key, list, what)
+    return value
+
+
+def _object(d: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise MalformedResponse(f"{what}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _time(d: Mapping[str, Any], key: str, what: str) -> datetime:
+    raw = _str(d, key, what)
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise MalformedResponse(f"{what}: bad timestamp in {key!r}") from exc
+    # Notion always sends UTC with "Z"; a naive time would otherwise compare wrongly.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _in_trash(d: Mapping[str, Any]) -> bool:
+    # 2026-03-11 dropped "archived"; older versions send both (or only "archived").
+    return bool(d.get("in_trash") or d.get("archived"))
+
+
+def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d))
+
+
+def normalize_id(raw: str) -> str:
+    """Notion id in dashed lowercase form; ids that are not 32 hex digits pass unchanged."""
+    compact = raw.replace("-", "").lower()
+    if not _HEX32.fullmatch(compact):
+        return raw
+    c = compact
+    return f"{c[:8]}-{c[8:12]}-{c[12:16]}-{c[16:20]}-{c[20:]}"
+
+
+def _id(d: Mapping[str, Any], key: str, what: str) -> str:
+    return normalize_id(_str(d, key, what))
+
+
+def plain_text(rich_text: Any) -> str:
+    """The plain text of a rich_text array (runs concatenated)."""
+    if not isinstance(rich_text, list):
+        raise MalformedResponse("rich_text: expected a list")
+    runs = (_object(run, "rich_text item") for run in rich_text)
+    return "".join(_str(run, "plain_text", "rich_text item") for run in runs)
+
+
+# ---- parsers -----------------------------------------------------------------------------
+
+
+def parse_parent(d: Any) -> Parent:
+    """A parent object; unknown parent types keep their type and id (if a string)."""
+    p = _object(d, "parent")
+    kind = _str(p, "type", "parent")
+    if kind == "workspace":
+        return Parent("workspace", None)
+    if kind == "data_source_id":
+        db = p.get("database_id")
+        return Parent(kind, _id(p, kind, "parent"),
+                      normalize_id(db) if isinstance(db, str) else None)
+    if kind == "database_id":
+        db_id = _id(p, kind, "parent")
+        return Parent(kind, db_id, db_id)
+    if kind in ("page_id", "block_id"):
+        return Parent(kind, _id(p, kind, "parent"))
+    raw = p.get(kind)
+    return Parent(kind, normalize_id(raw) if isinstance(raw, str) else None)
+
+
+def _file_kind(d: Mapping[str, Any], what: str) -> str:
+    return _str(d, "type", what)
+
+
+def parse_file(d: Any, what: str = "file object") -> FileRef:
+    """A file object (``file`` or ``external``), with its ``name`` when present."""
+    f = _object(d, what)
+    kind = _file_kind(f, what)
+    name = _opt_str(f, "name", what)
+    if kind == "file":
+        inner = _map(f, "file", what)
+        expiry = _time(inner, "expiry_time", what) if inner.get("expiry_time") else None
+        return FileRef("file", _str(inner, "url", what), expiry, name)
+    if kind == "external":
+        inner = _map(f, "external", what)
+        return FileRef("external", _str(inner, "url", what), None, name)
+    raise MalformedResponse(f"{what}: unknown file type {kind!r}")
+
+
+def _maybe_file(d: Any, what: str) -> FileRef | None:
+    """A file slot: null stays None; a file type we do not know (a newer API) is skipped."""
+    if d is None:
+        return None
+    f = _object(d, what)
+    if _file_kind(f, what) not in ("file", "external"):
+        logger.debug("ignoring %s of unknown type %r", what, f.get("type"))
+        return None
+    return parse_file(f, what)
+
+
+def parse_icon(d: Any) -> Icon | None:
+    """An icon; types with no emoji and no image (native icons, future kinds) give None."""
+    if d is None:
+        return None
+    icon = _object(d, "icon")
+    kind = _str(icon, "type", "icon")
+    if kind == "emoji":
+        return Icon(_str(icon, "emoji", "icon"), None)
+    if kind == "custom_emoji":
+        # Custom emoji images live at stable URLs with no expiry_time.
+        custom = _map(icon, "custom_emoji", "icon")
+        return Icon(None, FileRef("external", _str(custom, "url", "icon"), None,
+                                  _opt_str(custom, "name", "icon")))
+    file = _maybe_file(icon, "icon")
+    return None if file is None else Icon(None, file)
+
+
+def _title_of_properties(props: Mapping[str, Any]) -> str:
+    for prop in props.values():
+        if isinstance(prop, Mapping) and prop.get("type") == "title":
+            return plain_text(prop.get("title", []))
+    return ""
+
+
+def _files_properties(props: Mapping[str, Any]) -> tuple[FilesProperty, ...]:
+    found = []
+    for name, prop in props.items():
+        prop = _object(prop, f"property {name!r}")
+        if prop.get("type") != "files":
+            continue
+        what = f"files property {name!r}"
+        files = (_maybe_file(f, what) for f in _list(prop, "files", what))
+        found.append(FilesProperty(name, _str(prop, "id", what),
+                                   tuple(f for f in files if f is not None)))
+    return tuple(found)
+
+
+def _expect_object(d: Any, expected: str) -> Mapping[str, Any]:
+    obj = _object(d, expected)
+    if obj.get("object") != expected:
+        raise MalformedResponse(f"expected a {expected} object, got {obj.get('object')!r}")
+    return obj
+
+
+def parse_page(d: Any) -> Page:
+    p = _expect_object(d, "page")
+    props = _map(p, "properties", "page")
+    return Page(
+        id=_id(p, "id", "page"),
+        title=_title_of_properties(props),
+        parent=parse_parent(p.get("parent")),
+        created_time=_time(p, "created_time", "page"),
+        last_edited_time=_time(p, "last_edited_time", "page"),
+        in_trash=_in_trash(p),
+        url=p.get("url") or "",
+        icon=parse_icon(p.get("icon")),
+        cover=_maybe_file(p.get("cover"), "cover"),
+        files_properties=_files_properties(props),
+        raw_properties=_frozen(props),
+    )
+
+
+def _data_source_refs(d: Mapping[str, Any], db_id: str, title: str) -> tuple[DataSourceRef, ...]:
+    if "data_sources" not in d:
+        # 2022-06-28: the database is its own (only) data source.
+        return (DataSourceRef(db_id, title),)
+    refs = []
+    for ref in _list(d, "data_sources", "database"):
+        ref = _object(ref, "data source reference")
+        refs.append(DataSourceRef(_id(ref, "id", "data source reference"),
+                                  ref.get("name") or ""))
+    return tuple(refs)
+
+
+def parse_database(d: Any) -> Database:
+    db = _expect_object(d, "database")
+    db_id = _id(db, "id", "database")
+    title = plain_text(db.get("title", []))
+    return Database(
+        id=db_id,
+        title=title,
+        parent=parse_parent(db.get("parent")),
+        created_time=_time(db, "created_time", "database"),
+        last_edited_time=_time(db, "last_edited_time", "database"),
+        in_trash=_in_trash(db),
+        url=db.get("url") or "",
+        icon=parse_icon(db.get("icon")),
+        cover=_maybe_file(db.get("cover"), "cover"),
+        is_inline=bool(db.get("is_inline", False)),
+        data_sources=_data_source_refs(db, db_id, title),
+    )
+
+
+def parse_data_source(d: Any) -> DataSource:
+    """A data_source object, or (2022-06-28) a database object seen as its data source."""
+    obj = _object(d, "data source")
+    legacy = obj.get("object") == "database"
+    if not legacy:
+        obj = _expect_object(obj, "data_source")
+    what = obj["object"]
+    ds_id = _id(obj, "id", what)
+    if legacy:
+        parent = Parent("database_id", ds_id, ds_id)
+        database_parent: Parent | None = parse_parent(obj.get("parent"))
+    else:
+        parent = parse_parent(obj.get("parent"))
+        raw_db_parent = obj.get("database_parent")
+        database_parent = None if raw_db_parent is None else parse_parent(raw_db_parent)
+    return DataSource(
+        id=ds_id,
+        name=plain_text(obj.get("title", [])),
+        parent=parent,
+        database_parent=database_parent,
+        created_time=_time(obj, "created_time", what),
+        last_edited_time=_time(obj, "last_edited_time", what),
+        in_trash=_in_trash(obj),
+        url=obj.get("url") or "",
+        icon=parse_icon(obj.get("icon")),
+        cover=_maybe_file(obj.get("cover"), "cover"),
+        is_inline=bool(obj.get("is_inline", False)),
+        raw_properties=_frozen(_map(obj, "properties", what)),
+    )
+
+
+def _synced_from(kind: str, payload: Mapping[str, Any]) -> str | None:
+    if kind != "synced_block" or payload.get("synced_from") is None:
+        return None
+    source = _map(payload, "synced_from", "synced_block")
+    return _id(source, "block_id", "synced_block")
+
+
+def parse_block(d: Any) -> Block:
+    b = _expect_object(d, "block")
+    kind = _str(b, "type", "block")
+    payload = b.get(kind) or {}
+    payload = _object(payload, f"{kind} block payload")
+    what = f"{kind} block"
+    title = _opt_str(payload, "title", what) if kind in ("child_page", "child_database") else None
+    return Block(
+        id=_id(b, "id", "block"),
+        type=kind,
+        has_children=bool(b.get("has_children", False)),
+        in_trash=_in_trash(b),
+        created_time=_time(b, "created_time", "block"),
+        last_edited_time=_time(b, "last_edited_time", "block"),
+        parent=parse_parent(b.get("parent")),
+        file=_maybe_file(payload, what) if kind in FILE_BLOCK_TYPES else None,
+        title=title,
+        payload=_frozen(payload),
+        synced_from=_synced_from(kind, payload),
+    )
+
+
+def parse_user(d: Any) -> User:
+    u = _expect_object(d, "user")
+    bot = u.get("bot")
+    workspace_name = None
+    if isinstance(bot, Mapping) and isinstance(bot.get("workspace_name"), str):
+        workspace_name = bot["workspace_name"]
+    return User(
+        id=_id(u, "id", "user"),
+        name=_opt_str(u, "name", "user"),
+        type=u.get("type") or "unknown",
+        workspace_name=workspace_name,
+    )
