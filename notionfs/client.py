@@ -1,0 +1,581 @@
+"""NotionClient: auth, Notion-Version, pagination, rate limiting, retries and typed errors."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from notionfs.config import SUPPORTED_VERSIONS, Settings
+from notionfs.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    NetworkError,
+    NotFoundError,
+    NotionFSError,
+    RateLimitedError,
+    ServerError,
+)
+from notionfs.models import (
+    Block,
+    Database,
+    DataSource,
+    DataSourceRef,
+    MalformedResponse,
+    Page,
+    Parent,
+    User,
+    normalize_id,
+    parse_block,
+    parse_data_source,
+    parse_database,
+    parse_page,
+    parse_user,
+)
+from notionfs.ratelimit import TokenBucket
+
+__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE"]
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # Notion's maximum page_size for every paginated endpoint
+# The first version where databases hold data sources (rows live in data sources).
+_DATA_SOURCE_VERSION = "2025-09-03"
+# Retried for reads only: a retried write could apply twice (notion-sdk-js does the same).
+_RETRY_READ_STATUSES = frozenset({500, 502, 503, 504})
+_SERVICE_OVERLOAD = 529  # Notion's "service_overload": always safe to retry
+# Failures where the request may never have reached the server, or the answer was lost.
+_RETRY_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# POSTs that only read: search and database / data source queries.
+_READ_POST_SUFFIXES = ("/query",)
+_READ_POST_PATHS = frozenset({"/v1/search"})
+
+
+class ClientStats:
+    """Request counters, safe to update from many threads; read them or take a snapshot."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.rate_limited = 0
+        self.errors_by_code: Counter[str] = Counter()
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def count_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def count_error(self, code: str, status: int | None) -> None:
+        with self._lock:
+            self.errors_by_code[code] += 1
+            if status == 429:
+                self.rate_limited += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "rate_limited": self.rate_limited,
+                "errors_by_code": dict(self.errors_by_code),
+            }
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt: the error to raise if we stop, and when to retry (None: never)."""
+
+    error: NotionFSError
+    retry_in_s: float | None
+    rate_limited: bool = False
+
+
+def _is_read(method: str, path: str) -> bool:
+    if method == "GET":
+        return True
+    return method == "POST" and (path in _READ_POST_PATHS or path.endswith(_READ_POST_SUFFIXES))
+
+
+def _path_id(raw: str) -> str:
+    # Quoting keeps a caller's odd id from reaching another endpoint ("../", "?").
+    return quote(normalize_id(raw), safe="")
+
+
+def _is_partial(item: Mapping[str, Any]) -> bool:
+    """Partial objects ({object, id} only) come back for items we may not fully read."""
+    return "created_time" not in item
+
+
+class NotionClient:
+    """A synchronous, thread-safe client for the parts of the Notion API notionfs reads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.Client | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if settings.notion_version not in SUPPORTED_VERSIONS:
+            raise ConfigError(
+                f"unsupported Notion-Version {settings.notion_version!r}; "
+                f"use one of {', '.join(SUPPORTED_VERSIONS)}"
+            )
+        self.version: str = settings.notion_version
+        self.stats = ClientStats()
+        self._settings = settings
+        self._base_url = settings.api_url.rstrip("/")
+        self._host = httpx.URL(self._base_url).host or self._base_url
+        self._clock = clock
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._limiter = TokenBucket(
+            settings.rate_limit_rps, settings.rate_limit_burst, clock=clock, sleep=sleep
+        )
+        self._timeout = httpx.Timeout(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.read_timeout_s,
+            pool=settings.connect_timeout_s,
+        )
+        self._headers = {
+            "Authorization": f"Bearer {settings.token}",
+            "Notion-Version": settings.notion_version,
+        }
+        self._owns_http = http is None
+        self._http = http if http is not None else self._build_http()
+
+    def _build_http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self._base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            http2=False,
+            limits=httpx.Limits(
+                max_connections=20, max_keepalive_connections=10, keepalive_expiry=30.0
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"NotionClient(api_url={self._base_url!r}, version={self.version!r})"
+
+    def close(self) -> None:
+        """Close the HTTP client if this client built it (an injected one is the caller's)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> NotionClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def uses_data_sources(self) -> bool:
+        """True from 2025-09-03 on: rows are queried through data sources."""
+        return self.version >= _DATA_SOURCE_VERSION
+
+    # ---- endpoints ---------------------------------------------------------------------
+
+    def me(self) -> User:
+        return parse_user(self._request("GET", "/v1/users/me"))
+
+    def get_page(self, page_id: str) -> Page:
+        return parse_page(self._request("GET", f"/v1/pages/{_path_id(page_id)}"))
+
+    def get_block(self, block_id: str) -> Block:
+        return parse_block(self._request("GET", f"/v1/blocks/{_path_id(block_id)}"))
+
+    def block_children(self, block_id: str) -> Iterator[Block]:
+        """Every direct child of a block or page, fetching pages of results lazily."""
+        path = f"/v1/blocks/{_path_id(block_id)}/children"
+        for item in self.paginate("GET", path):
+            yield parse_block(item)
+
+    def get_database(self, database_id: str) -> Database:
+        return parse_database(self._request("GET", f"/v1/databases/{_path_id(database_id)}"))
+
+    def get_data_source(self, data_source_id: str) -> DataSource:
+        """A data source; under 2022-06-28 the database of that id, seen as one."""
+        if self.uses_data_sources:
+            path = f"/v1/data_sources/{_path_id(data_source_id)}"
+        else:
+            path = f"/v1/databases/{_path_id(data_source_id)}"
+        return parse_data_source(self._request("GET", path))
+
+    def query_rows(self, database: Database, data_source_id: str) -> Iterator[Page]:
+        """Every row (page) of one data source of ``database``, lazily."""
+        if self.uses_data_sources:
+            path = f"/v1/data_sources/{_path_id(data_source_id)}/query"
+        else:
+            path = f"/v1/databases/{_path_id(database.id)}/query"
+        for item in self.paginate("POST", path, body={}):
+            if item.get("object") == "page":
+                yield self._full_page(item)
+            else:
+                # Wiki data sources may list nested data sources; they are not rows.
+                logger.debug("query %s: skipping %r result", path, item.get("object"))
+
+    def search_all(self) -> Iterator[Page | Database]:
+        """Every page and database shared with the integration, nested ones included.
+
+        From 2025-09-03 search returns data sources instead of databases; each distinct
+        database behind them is fetched once, so callers see Databases in every version.
+        """
+        seen_databases: set[str] = set()
+        for item in self.paginate("POST", "/v1/search", body={}):
+            kind = item.get("object")
+            if kind == "page":
+                yield self._full_page(item)
+            elif kind == "database":
+                database = parse_database(item)
+                if database.id not in seen_databases:
+                    seen_databases.add(database.id)
+                    yield database
+            elif kind == "data_source":
+                folded = self._database_of(item, seen_databases)
+                if folded is not None:
+                    yield folded
+            else:
+                logger.debug("search: skipping %r result", kind)
+
+    def page_property(self, page_id: str, property_id: str) -> list[dict[str, Any]]:
+        """Every property_item of one page property (long titles, relations, people...).
+
+        Paginated property types answer with a list; the others with a single item.
+        """
+        # Property ids arrive already percent-encoded from the API; keep their escapes.
+        path = f"/v1/pages/{_path_id(page_id)}/properties/{quote(property_id, safe='%')}"
+        items: list[dict[str, Any]] = []
+        for response in self._pages("GET", path, None, None):
+            if response.get("object") == "property_item":
+                return [dict(response)]
+            items.extend(_results(response, path))
+        return items
+
+    def paginate(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every result of a paginated endpoint, following next_cursor while has_more."""
+        for response in self._pages(method, path, body, params):
+            yield from _results(response, path)
+
+    # ---- helpers for the endpoints --------------------------------------------------------
+
+    def _full_page(self, item: dict[str, Any]) -> Page:
+        if _is_partial(item):
+            return self.get_page(str(item.get("id", "")))
+        return parse_page(item)
+
+    def _database_of(
+        self, item: dict[str, Any], seen_databases: set[str]
+    ) -> Database | None:
+        """The database behind a search result data source, unless already yielded."""
+        if _is_partial(item):
+            source = self.get_data_source(str(item.get("id", "")))
+        else:
+            source = parse_data_source(item)
+        database_id = source.parent.database_id
+        if database_id is None:
+            raise MalformedResponse(f"data source {source.id}: no parent database id")
+        if database_id in seen_databases:
+            return None
+        seen_databases.add(database_id)
+        try:
+            return self.get_database(database_id)
+        except NotFoundError:
+            # The data source is shared but its database is not readable: show what we know.
+            logger.debug("database %s not readable; using data source %s", database_id,
+                         source.id)
+            return _database_from_source(database_id, source)
+
+    def _pages(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+    ) -> Iterator[Mapping[str, Any]]:
+        """Each response of a paginated endpoint, in order, fetched lazily."""
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        while True:
+            page_body, page_params = _with_cursor(method, body, params, cursor)
+            response = self._request(method, path, body=page_body, params=page_params)
+            yield response
+            # Only has_more decides: a short page may not be the last, nor a full one.
+            if response.get("object") != "list" or response.get("has_more") is not True:
+                return
+            cursor = response.get("next_cursor")
+            if not isinstance(cursor, str) or cursor in seen_cursors:
+                # A missing or repeated cursor would loop forever.
+                raise MalformedResponse(f"{path}: has_more without a new next_cursor")
+            seen_cursors.add(cursor)
+
+    # ---- one API call: rate limit, retries, typed errors -------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One API call, retried as the policy allows within ``op_deadline_s``."""
+        started = self._clock()
+        read = _is_read(method, path)
+        attempt = 0
+        while True:
+            self._take_token(started)
+            outcome = self._attempt(method, path, body, params, read, attempt)
+            if not isinstance(outcome, _Failure):
+                return outcome
+            delay_s = outcome.retry_in_s
+            if outcome.rate_limited:
+                # The limit is per integration: every thread must back off, not just this one.
+                self._limiter.pause(delay_s or 0.0)
+            if delay_s is None or attempt >= self._settings.max_retries or self._past_deadline(
+                started, delay_s
+            ):
+                raise outcome.error
+            attempt += 1
+            self.stats.count_retry()
+            logger.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, delay_s,
+                        attempt, outcome.error)
+            if not outcome.rate_limited:
+                # After a 429 the limiter's pause does the waiting, for all threads.
+                self._sleep(delay_s)
+
+    def _take_token(self, started: float) -> None:
+        remaining_s = self._settings.op_deadline_s - (self._clock() - started)
+        if self._limiter.acquire(max_wait_s=max(0.0, remaining_s)) is None:
+            wait_s = self._limiter.wait_estimate_s()
+            raise RateLimitedError(
+                429,
+                "rate_limited",
+                f"client-side rate limit: next request slot is {wait_s:.1f}s away",
+                retry_after_s=wait_s,
+            )
+
+    def _past_deadline(self, started: float, delay_s: float) -> bool:
+        return self._clock() - started + delay_s > self._settings.op_deadline_s
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        read: bool,
+        attempt: int,
+    ) -> dict[str, Any] | _Failure:
+        try:
+            response = self._send(method, path, body, params)
+        except httpx.RequestError as exc:
+            self.stats.count_error("network_error", None)
+            error = NetworkError(f"cannot reach {self._host}: {type(exc).__name__}: {exc}")
+            retryable = read and isinstance(exc, _RETRY_TRANSPORT_ERRORS)
+            return _Failure(error, self._backoff_s(attempt) if retryable else None)
+        if response.is_success:
+            return _json_object(response, path)
+        return self._failure(response, read, attempt)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+    ) -> httpx.Response:
+        self.stats.count_request()
+        started = self._clock()
+        response = self._http.request(
+            method,
+            self._base_url + path,
+            params=params,
+            json=body,
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+        # Log the path only: never headers (the token) nor full URLs.
+        logger.debug(
+            "%s %s -> %d in %.3fs request_id=%s",
+            method,
+            path,
+            response.status_code,
+            self._clock() - started,
+            _header_request_id(response),
+        )
+        return response
+
+    def _failure(self, response: httpx.Response, read: bool, attempt: int) -> _Failure:
+        status = response.status_code
+        code, message, request_id = _error_fields(response)
+        message = self._scrub(message)
+        self.stats.count_error(code, status)
+        if status == 429:
+            retry_after_s = self._retry_after_s(response)
+            error: ApiError = RateLimitedError(status, code, message, request_id, retry_after_s)
+            delay_s = retry_after_s if retry_after_s is not None else self._backoff_s(attempt)
+            return _Failure(error, delay_s, rate_limited=True)
+        if status >= 500:  # 529 service_overload included
+            retryable = status == _SERVICE_OVERLOAD or (read and status in _RETRY_READ_STATUSES)
+            error = ServerError(status, code, message, request_id)
+            return _Failure(error, self._backoff_s(attempt) if retryable else None)
+        if status in (401, 403):
+            error = AuthError(status, code, message, request_id)
+        elif status == 404:
+            error = NotFoundError(status, code, message, request_id)
+        else:
+            error = ApiError(status, code, message, request_id)
+        return _Failure(error, None)
+
+    def _backoff_s(self, attempt: int) -> float:
+        """Capped exponential backoff with jitter (half fixed, half random)."""
+        ceiling_s = min(
+            self._settings.backoff_cap_s, self._settings.backoff_base_s * (2.0**attempt)
+        )
+        return ceiling_s * self._rng.uniform(0.5, 1.0)
+
+    def _retry_after_s(self, response: httpx.Response) -> float | None:
+        """Retry-After as delta-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
+        raw = response.headers.get("retry-after")
+        if raw is None:
+            return None
+        try:
+            seconds = float(raw)
+        except ValueError:
+            return _seconds_until_date(raw, response.headers.get("date"), self._wall_clock())
+        return seconds if seconds >= 0 else None
+
+    def _scrub(self, text: str) -> str:
+        """Remove the token from text a server echoed back (an error message)."""
+        token = self._settings.token
+        return text.replace(token, "[redacted]") if token else text
+
+
+# ---- module helpers -----------------------------------------------------------------------
+
+
+def _with_cursor(
+    method: str,
+    body: dict[str, Any] | None,
+    params: dict[str, Any] | None,
+    cursor: str | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Body and query with page_size and start_cursor where this method carries them."""
+    paging: dict[str, Any] = {"page_size": PAGE_SIZE}
+    if cursor is not None:
+        paging["start_cursor"] = cursor
+    if method == "GET":
+        return body, {**(params or {}), **paging}
+    return {**(body or {}), **paging}, params
+
+
+def _results(response: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
+    results = response.get("results")
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise MalformedResponse(f"{path}: list response without a results array")
+    return results
+
+
+def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise MalformedResponse(
+            f"{path}: response is not JSON", _header_request_id(response)
+        ) from exc
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"{path}: response is not a JSON object",
+                                _header_request_id(response))
+    return data
+
+
+def _header_request_id(response: httpx.Response) -> str | None:
+    headers = response.headers
+    request_id: str | None = headers.get("x-notion-request-id") or headers.get("x-request-id")
+    return request_id
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
+    """Notion's code, message and request_id from an error response (any body)."""
+    code = f"http_{response.status_code}"
+    message = response.reason_phrase or "error"
+    request_id = _header_request_id(response)
+    try:
+        data = response.json()
+    except ValueError:
+        # A proxy or load balancer answered with HTML or nothing.
+        return code, message, request_id
+    if isinstance(data, dict):
+        if isinstance(data.get("code"), str):
+            code = data["code"]
+        if isinstance(data.get("message"), str):
+            message = data["message"]
+        if isinstance(data.get("request_id"), str):
+            request_id = data["request_id"]
+    return code, message, request_id
+
+
+def _seconds_until_date(raw: str, date_header: str | None, now_epoch_s: float) -> float | None:
+    """Seconds until an HTTP-date, measured against the server's Date header if given.
+
+    Using the server's own clock makes the delay immune to skew between the hosts.
+    """
+    try:
+        target_s = parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+    reference_s = now_epoch_s
+    if date_header is not None:
+        try:
+            reference_s = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return max(0.0, target_s - reference_s)
+
+
+def _database_from_source(database_id: str, source: DataSource) -> Database:
+    return Database(
+        id=database_id,
+        title=source.name,
+        parent=source.database_parent or Parent("workspace", None),
+        created_time=source.created_time,
+        last_edited_time=source.last_edited_time,
+        in_trash=source.in_trash,
+        url="",
+        icon=source.icon,
+        cover=source.cover,
+        is_inline=source.is_inline,
+        data_sources=(DataSourceRef(source.id, source.name),),
+    )
