@@ -39,6 +39,12 @@ class Settings:
     readahead_initial_bytes: int = 1 * MiB
     readahead_max_bytes: int = 64 * MiB
     fetch_workers: int = 8
+    # First bytes fetched by the size probe (kept in the cache: file managers read headers next)
+    probe_head_bytes: int = 128 * 1024
+    # Largest single Range request a read-ahead issues; bigger windows run as parallel requests
+    max_request_bytes: int = 16 * MiB
+    # Most bytes streamed from a host that ignores Range (skipping to an offset) or gives no size
+    unranged_limit_bytes: int = 64 * MiB
     probe_workers: int = 16
     # Every FUSE call finishes within this, or answers EIO / stale data.
     op_deadline_s: float = 30.0
