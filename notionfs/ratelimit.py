@@ -8,6 +8,9 @@ from collections.abc import Callable
 
 __all__ = ["TokenBucket"]
 
+# Waits below this are float rounding in the slot arithmetic, not real waits.
+_EPSILON_S = 1e-9
+
 
 class TokenBucket:
     """Average ``rate_per_s`` requests per second, bursts of up to ``burst``.
@@ -44,7 +47,8 @@ class TokenBucket:
         with self._lock:
             now = self._clock()
             tat = max(self._tat, now)
-            wait_s = max(0.0, tat - self._tolerance_s - now)
+            wait_s = tat - self._tolerance_s - now
+            wait_s = wait_s if wait_s > _EPSILON_S else 0.0
             if max_wait_s is not None and wait_s > max_wait_s:
                 return None
             self._tat = tat + self._interval_s
