@@ -18,6 +18,11 @@ class TokenBucket:
     Implemented as GCRA (the "virtual scheduling" form of a token bucket): each caller
     reserves the next slot under the lock and sleeps outside it, so threads never sleep
     while holding the lock and are served in arrival order.
+
+    After a server 429, ``pause`` stops traffic for the Retry-After delay and halves the
+    rate (down to 1/``max_slowdown`` of the configured one); the rate then climbs back
+    linearly over ``recovery_s``. Halving rather than just pausing keeps a client whose
+    configured rate is above the server's real limit from tripping it again and again.
     """
 
     def __init__(
@@ -27,16 +32,38 @@ class TokenBucket:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        recovery_s: float = 60.0,
+        max_slowdown: float = 8.0,
     ) -> None:
-        if rate_per_s <= 0 or burst < 1:
-            raise ValueError("rate_per_s must be > 0 and burst >= 1")
-        self._interval_s = 1.0 / rate_per_s
-        self._tolerance_s = (burst - 1) * self._interval_s
+        if rate_per_s <= 0 or burst < 1 or recovery_s <= 0 or max_slowdown < 1:
+            raise ValueError("need rate_per_s > 0, burst >= 1, recovery_s > 0, max_slowdown >= 1")
+        self._max_rate_per_s = rate_per_s
+        self._min_rate_per_s = rate_per_s / max_slowdown
+        self._burst = burst
+        self._recovery_s = recovery_s
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         # Theoretical arrival time of the next request; "now" means a full bucket.
         self._tat = clock()
+        # Rate right after the last slowdown, and when recovery from it began.
+        self._reduced_rate_per_s = rate_per_s
+        self._recovery_from = self._tat
+
+    def rate_per_s(self) -> float:
+        """The rate allowed now (the configured one unless recovering from a 429)."""
+        with self._lock:
+            return self._rate_at(self._clock())
+
+    def _rate_at(self, now: float) -> float:
+        progress = min(1.0, max(0.0, now - self._recovery_from) / self._recovery_s)
+        reduced = self._reduced_rate_per_s
+        return reduced + (self._max_rate_per_s - reduced) * progress
+
+    def _wait_at(self, now: float, interval_s: float) -> float:
+        tolerance_s = (self._burst - 1) * interval_s
+        wait_s = max(self._tat, now) - tolerance_s - now
+        return wait_s if wait_s > _EPSILON_S else 0.0
 
     def acquire(self, max_wait_s: float | None = None) -> float | None:
         """Take one token, sleeping until it is available; return the seconds waited.
@@ -46,28 +73,31 @@ class TokenBucket:
         """
         with self._lock:
             now = self._clock()
-            tat = max(self._tat, now)
-            wait_s = tat - self._tolerance_s - now
-            wait_s = wait_s if wait_s > _EPSILON_S else 0.0
+            interval_s = 1.0 / self._rate_at(now)
+            wait_s = self._wait_at(now, interval_s)
             if max_wait_s is not None and wait_s > max_wait_s:
                 return None
-            self._tat = tat + self._interval_s
+            self._tat = max(self._tat, now) + interval_s
         if wait_s > 0:
             self._sleep(wait_s)
         return wait_s
 
     def pause(self, delay_s: float) -> None:
-        """Let no request through for ``delay_s`` and empty the bucket (after a 429).
+        """After a 429: let nothing through for ``delay_s``, empty the bucket, halve the rate.
 
-        Emptying it means the requests queued behind the pause resume at the average
-        rate, not in a burst that would trip the server's limit again.
+        Emptying it means the requests queued behind the pause resume at the (reduced)
+        average rate, not in a burst that would trip the server's limit again.
         """
         with self._lock:
-            resume_at = self._clock() + max(0.0, delay_s)
-            self._tat = max(self._tat, resume_at + self._tolerance_s)
+            now = self._clock()
+            resume_at = now + max(0.0, delay_s)
+            self._reduced_rate_per_s = max(self._min_rate_per_s, self._rate_at(now) / 2)
+            self._recovery_from = resume_at
+            tolerance_s = (self._burst - 1) / self._reduced_rate_per_s
+            self._tat = max(self._tat, resume_at + tolerance_s)
 
     def wait_estimate_s(self) -> float:
-        """Seconds the next ``acquire`` would wait (for logging and tests)."""
+        """Seconds the next ``acquire`` would wait (for messages and tests)."""
         with self._lock:
             now = self._clock()
-            return max(0.0, max(self._tat, now) - self._tolerance_s - now)
+            return self._wait_at(now, 1.0 / self._rate_at(now))

@@ -439,8 +439,9 @@ def test_429_pause_slows_down_the_following_calls() -> None:
     client, fake = make_client(api, rate_limit_rps=3.0, rate_limit_burst=10)
     client.get_page(PAGE_ID)
     client.get_page(PAGE_ID)
-    # Without the 429 the bucket would let both through at once; after it, no burst.
-    assert fake.sleeps == [pytest.approx(5.0), pytest.approx(1 / 3)]
+    # Without the 429 the bucket would let both through at once; after it, no burst,
+    # and the rate is halved: 1.5 requests per second.
+    assert fake.sleeps == [pytest.approx(5.0), pytest.approx(1 / 1.5)]
 
 
 def test_429_after_retries_is_rate_limited_error() -> None:
@@ -622,6 +623,23 @@ def test_limiter_refills_while_idle() -> None:
     fake.now += 100.0  # long idle: the bucket is full again, but no fuller
     assert [bucket.acquire() for _ in range(4)] == [0.0] * 4
     assert bucket.acquire() == pytest.approx(0.5)
+
+
+def test_limiter_slows_down_after_a_429_and_recovers() -> None:
+    fake = FakeTime()
+    bucket = TokenBucket(4.0, 1, clock=fake.clock, sleep=fake.sleep, recovery_s=60.0,
+                         max_slowdown=8.0)
+    bucket.pause(2.0)
+    assert bucket.acquire() == pytest.approx(2.0)  # nothing passes during the pause
+    assert bucket.rate_per_s() == pytest.approx(2.0)
+    assert bucket.acquire() == pytest.approx(0.5)  # then the halved rate
+    fake.now += 30.0
+    assert bucket.rate_per_s() == pytest.approx(2.0 + 2.0 * (30.5 / 60.0))
+    fake.now += 60.0
+    assert bucket.rate_per_s() == pytest.approx(4.0)  # fully recovered, never above
+    for _ in range(10):
+        bucket.pause(0.0)
+    assert bucket.rate_per_s() == pytest.approx(0.5)  # floored at 1/max_slowdown
 
 
 def test_limiter_is_thread_safe() -> None:
