@@ -363,9 +363,7 @@ class NotionClient:
             if outcome.rate_limited:
                 # The limit is per integration: every thread must back off, not just this one.
                 self._limiter.pause(delay_s or 0.0)
-            if delay_s is None or attempt >= self._settings.max_retries or self._past_deadline(
-                started, delay_s
-            ):
+            if delay_s is None or not self._may_retry(delay_s, attempt, started):
                 raise outcome.error
             attempt += 1
             self.stats.count_retry()
@@ -386,8 +384,11 @@ class NotionClient:
                 retry_after_s=wait_s,
             )
 
-    def _past_deadline(self, started: float, delay_s: float) -> bool:
-        return self._clock() - started + delay_s > self._settings.op_deadline_s
+    def _may_retry(self, delay_s: float, attempt: int, started: float) -> bool:
+        """Retry if attempts remain and the wait still ends within the deadline."""
+        if attempt >= self._settings.max_retries:
+            return False
+        return self._clock() - started + delay_s <= self._settings.op_deadline_s
 
     def _attempt(
         self,
@@ -403,6 +404,7 @@ class NotionClient:
         except httpx.RequestError as exc:
             self.stats.count_error("network_error", None)
             error = NetworkError(f"cannot reach {self._host}: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc  # httpx errors carry no headers, so no token
             retryable = read and isinstance(exc, _RETRY_TRANSPORT_ERRORS)
             return _Failure(error, self._backoff_s(attempt) if retryable else None)
         if response.is_success:
