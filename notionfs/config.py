@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Settings", "DEFAULT_API_URL", "DEFAULT_NOTION_VERSION", "SUPPORTED_VERSIONS"]
 
@@ -17,7 +17,7 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class Settings:
-    token: str = ""
+    token: str = field(default="", repr=False)  # never in a repr, a log or a traceback
     api_url: str = DEFAULT_API_URL
     notion_version: str = DEFAULT_NOTION_VERSION
     # API client
