@@ -1,0 +1,548 @@
+"""Block cache and read-ahead: fetch counts, byte bounds, single flight, window policy."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notionfs.blockcache import BlockCache, FileReader, ReadaheadPolicy
+from notionfs.config import Settings
+from notionfs.errors import FileHostError, ResponseMismatch
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+def pattern(size: int, seed: int = 0) -> bytes:
+    """Deterministic bytes where a shifted slice would not match by accident."""
+    unit = bytes((i * 7 + seed) % 251 for i in range(251 * 4))
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+class FakeFetcher:
+    """A RangeFetcher over ``data`` that records every call and the bytes it served."""
+
+    def __init__(self, data: bytes, chunk_bytes: int = 64 * KiB) -> None:
+        self.data = data
+        self.chunk_bytes = chunk_bytes
+        self.calls: list[tuple[int, int]] = []
+        self.bytes_served = 0
+        self.lock = threading.Lock()
+        self.before: Callable[[int, int], None] | None = None  # hook run before serving
+
+    def __call__(self, start: int, end: int) -> Iterator[bytes]:
+        with self.lock:
+            self.calls.append((start, end))
+        if self.before is not None:
+            self.before(start, end)
+        for pos in range(start, end, self.chunk_bytes):
+            chunk = self.data[pos : min(pos + self.chunk_bytes, end)]
+            with self.lock:
+                self.bytes_served += len(chunk)
+            yield chunk
+
+
+class InlineExecutor(concurrent.futures.Executor):
+    """Runs read-ahead at once in the caller: request order becomes deterministic."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+class QueueExecutor(concurrent.futures.Executor):
+    """Holds read-ahead tasks until the test runs them."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.tasks.append((future, lambda: fn(*args, **kwargs)))
+        return future
+
+    def run_all(self) -> int:
+        ran = 0
+        for future, task in self.tasks:
+            if future.set_running_or_notify_cancel():
+                future.set_result(task())
+                ran += 1
+        self.tasks = []
+        return ran
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait for a state another thread reaches but cannot signal (it is blocked in the cache)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
+
+
+def settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        block_size_bytes=1 * MiB,
+        cache_size_bytes=256 * MiB,
+        readahead_initial_bytes=1 * MiB,
+        readahead_max_bytes=64 * MiB,
+        max_request_bytes=16 * MiB,
+    )
+    base.update(overrides)
+    return Settings(**base)
+
+
+# ---- cache basics -------------------------------------------------------------------------
+
+
+def test_read_fetches_once_then_hits() -> None:
+    data = pattern(3 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    assert cache.read("f", len(data), 0, 1 * MiB, fetch) == data[: 1 * MiB]
+    assert cache.read("f", len(data), 100, 5000, fetch) == data[100:5000]
+    stats = cache.stats()
+    assert (stats.misses, stats.hits, stats.fetches) == (1, 1, 1)
+    assert stats.bytes_fetched == 1 * MiB
+    assert fetch.calls == [(0, 1 * MiB)]
+
+
+def test_random_read_fetches_only_what_it_needs() -> None:
+    data = pattern(4 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    start = 1 * MiB + 300 * KiB
+    assert (
+        cache.read("f", len(data), start, start + 128 * KiB, fetch)
+        == data[start : start + 128 * KiB]
+    )
+    assert fetch.calls == [(start, start + 128 * KiB)]
+    # The next bytes extend the same block without fetching the first ones again.
+    nxt = start + 128 * KiB
+    assert cache.read("f", len(data), nxt, nxt + 128 * KiB, fetch) == data[nxt : nxt + 128 * KiB]
+    assert fetch.calls[-1] == (nxt, nxt + 128 * KiB)
+    assert (
+        cache.read("f", len(data), start, nxt + 128 * KiB, fetch) == data[start : nxt + 128 * KiB]
+    )
+    assert len(fetch.calls) == 2
+
+
+def test_read_spanning_blocks_is_one_request_split_into_blocks() -> None:
+    data = pattern(5 * MiB + 123)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data, chunk_bytes=300 * KiB)  # chunks straddle block boundaries
+    assert cache.read("f", len(data), 0, len(data), fetch) == data
+    assert fetch.calls == [(0, len(data))]
+    for index in range(6):
+        lo = index * MiB
+        assert cache.read("f", len(data), lo, lo + MiB, fetch) == data[lo : lo + MiB]
+    assert len(fetch.calls) == 1
+    assert cache.stats().hits == 6
+
+
+def test_reads_at_and_after_eof_are_empty_and_crossing_eof_is_short() -> None:
+    data = pattern(MiB + 10)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    assert cache.read("f", len(data), len(data), len(data) + 10, fetch) == b""
+    assert cache.read("f", len(data), len(data) + 5, len(data) + 10, fetch) == b""
+    assert cache.read("f", len(data), MiB, MiB + 4096, fetch) == data[MiB:]
+    assert fetch.calls == [(MiB, MiB + 10)]
+
+
+def test_stored_head_is_reused_and_only_the_rest_is_fetched() -> None:
+    data = pattern(3 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    cache.store("f", 0, data[: 128 * KiB])
+    fetch = FakeFetcher(data)
+    assert cache.read("f", len(data), 0, 64 * KiB, fetch) == data[: 64 * KiB]
+    assert fetch.calls == []
+    assert cache.read("f", len(data), 0, 2 * MiB, fetch) == data[: 2 * MiB]
+    assert fetch.calls == [(128 * KiB, 2 * MiB)]
+
+
+def test_keys_are_independent() -> None:
+    a, b = pattern(MiB, 1), pattern(MiB, 2)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    assert cache.read("a", MiB, 0, MiB, FakeFetcher(a)) == a
+    assert cache.read("b", MiB, 0, MiB, FakeFetcher(b)) == b
+    assert cache.read("a", MiB, 0, MiB, FakeFetcher(b)) == a
+
+
+# ---- bounds -------------------------------------------------------------------------------
+
+
+def test_byte_bound_holds_with_evictions() -> None:
+    data = pattern(20 * MiB)
+    cache = BlockCache(4 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    seen: list[int] = []
+
+    def check(start: int, end: int) -> None:
+        seen.append(cache.cached_bytes + cache.reserved_bytes)
+
+    fetch.before = check
+    for index in range(20):
+        assert (
+            cache.read("f", len(data), index * MiB, (index + 1) * MiB, fetch)
+            == data[index * MiB : (index + 1) * MiB]
+        )
+    assert max(seen) <= 4 * MiB
+    assert cache.cached_bytes <= 4 * MiB
+    assert cache.stats().evictions == 16
+    # The oldest blocks are gone, the newest still there.
+    cache.read("f", len(data), 19 * MiB, 20 * MiB, fetch)
+    assert len(fetch.calls) == 20
+    cache.read("f", len(data), 0, 1, fetch)
+    assert len(fetch.calls) == 21
+
+
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["read", "prefetch", "store"]),
+            st.integers(0, 12 * 64 * KiB),
+            st.integers(1, 4 * 64 * KiB),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_sequence_returns_right_bytes_within_the_bound(
+    ops: list[tuple[str, int, int]],
+) -> None:
+    block = 64 * KiB
+    data = pattern(12 * block + 777)
+    cache = BlockCache(4 * block, block)
+    fetch = FakeFetcher(data, chunk_bytes=20_000)
+    peaks: list[int] = []
+    fetch.before = lambda s, e: peaks.append(cache.cached_bytes + cache.reserved_bytes)
+    for op, offset, length in ops:
+        end = offset + length
+        if op == "read":
+            assert cache.read("f", len(data), offset, end, fetch) == data[offset:end]
+        elif op == "prefetch":
+            cache.prefetch("f", len(data), offset, end, fetch)
+        else:
+            cache.store("f", offset, data[offset : min(end, len(data))])
+        assert cache.cached_bytes <= 4 * block
+        assert cache.reserved_bytes == 0
+    assert all(peak <= 4 * block for peak in peaks)
+
+
+def test_prefetch_stops_at_its_budget() -> None:
+    data = pattern(16 * MiB)
+    cache = BlockCache(8 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    cache.prefetch("f", len(data), 0, 16 * MiB, fetch)
+    assert fetch.calls == [(0, 4 * MiB)]  # half the capacity
+    assert cache.cached_bytes == 4 * MiB
+
+
+# ---- single flight ------------------------------------------------------------------------
+
+
+def run_threads(count: int, target: Callable[[], Any]) -> tuple[list[threading.Thread], list[Any]]:
+    """Run ``target`` in ``count`` threads started together; results or exceptions."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def body(slot: int) -> None:
+        barrier.wait()
+        try:
+            results[slot] = target()
+        except Exception as exc:
+            results[slot] = exc
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    return threads, results
+
+
+def test_concurrent_misses_of_one_block_cause_one_fetch() -> None:
+    data = pattern(2 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    release = threading.Event()
+    fetch.before = lambda s, e: release.wait(5)
+    threads, results = run_threads(6, lambda: cache.read("f", len(data), 0, MiB, fetch))
+    wait_until(lambda: cache.stats().misses == 6)  # every reader missed: one owns, five wait
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert results == [data[:MiB]] * 6
+    assert fetch.calls == [(0, MiB)]
+    assert cache.stats().fetches == 1
+
+
+def test_failed_fetch_reaches_every_waiter_and_is_not_cached() -> None:
+    data = pattern(2 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    release = threading.Event()
+
+    def failing(start: int, end: int) -> Iterator[bytes]:
+        release.wait(5)
+        raise FileHostError("host down", 503)
+        yield b""  # pragma: no cover
+
+    threads, results = run_threads(4, lambda: cache.read("f", len(data), 0, MiB, failing))
+    wait_until(lambda: cache.stats().misses == 4)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert all(isinstance(r, FileHostError) for r in results)
+    assert cache.stats().fetches == 1
+    assert cache.cached_bytes == 0 and cache.reserved_bytes == 0
+    fetch = FakeFetcher(data)
+    assert cache.read("f", len(data), 0, MiB, fetch) == data[:MiB]
+    assert fetch.calls == [(0, MiB)]
+
+
+def test_short_body_is_an_error_but_completed_blocks_stay() -> None:
+    data = pattern(3 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+
+    def short(start: int, end: int) -> Iterator[bytes]:
+        yield data[start : start + MiB + 5]
+
+    with pytest.raises(ResponseMismatch):
+        cache.read("f", len(data), 0, 3 * MiB, short)
+    fetch = FakeFetcher(data)
+    assert cache.read("f", len(data), 0, 3 * MiB, fetch) == data[: 3 * MiB]
+    assert fetch.calls == [(MiB, 3 * MiB)]
+
+
+def test_block_is_served_as_soon_as_it_arrives() -> None:
+    data = pattern(4 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    first_done, go = threading.Event(), threading.Event()
+
+    def slow(start: int, end: int) -> Iterator[bytes]:
+        yield data[start : start + MiB]
+        first_done.set()  # the cache asked for more: block 0 is complete
+        go.wait(5)
+        yield data[start + MiB : end]
+
+    worker = threading.Thread(target=cache.prefetch, args=("f", len(data), 0, 4 * MiB, slow))
+    worker.start()
+    assert first_done.wait(5)
+    assert cache.read("f", len(data), 0, MiB, FakeFetcher(b"")) == data[:MiB]
+    go.set()
+    worker.join(5)
+    assert cache.read("f", len(data), 0, 4 * MiB, FakeFetcher(b"")) == data
+
+
+def test_cancelled_prefetch_leaves_the_rest_to_readers() -> None:
+    data = pattern(4 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    cancelled = threading.Event()
+
+    def cancel_after_first(start: int, end: int) -> Iterator[bytes]:
+        yield data[start : start + MiB]
+        cancelled.set()
+        yield data[start + MiB : start + MiB + 1000]
+
+    cache.prefetch("f", len(data), 0, 4 * MiB, cancel_after_first, cancelled)
+    assert cache.reserved_bytes == 0
+    fetch = FakeFetcher(data)
+    assert cache.read("f", len(data), 0, 4 * MiB, fetch) == data
+    assert fetch.calls == [(MiB, 4 * MiB)]
+
+
+# ---- read-ahead policy --------------------------------------------------------------------
+
+
+def sequential_chunks(policy: ReadaheadPolicy, size: int, read_bytes: int) -> list[int]:
+    sizes: list[int] = []
+    for offset in range(0, size, read_bytes):
+        _, chunks = policy.on_read(offset, min(offset + read_bytes, size), size)
+        sizes.extend(end - start for start, end in chunks)
+    return sizes
+
+
+def test_window_doubles_while_sequential_up_to_the_cap() -> None:
+    policy = ReadaheadPolicy(1 * MiB, 8 * MiB, tolerance_bytes=1 * MiB)
+    sizes = sequential_chunks(policy, 64 * MiB, 128 * KiB)
+    assert sizes[:6] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 8 * MiB, 8 * MiB]
+    assert sum(sizes) == 63 * MiB  # everything after the first MiB, nothing past the end
+
+
+def test_nothing_is_read_ahead_before_a_run_is_long_enough() -> None:
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    for offset in range(0, 896 * KiB, 128 * KiB):
+        assert policy.on_read(offset, offset + 128 * KiB, 64 * MiB) == (False, [])
+    assert policy.on_read(896 * KiB, 1 * MiB, 64 * MiB) == (False, [(1 * MiB, 2 * MiB)])
+
+
+def test_seek_resets_the_window() -> None:
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    sequential_chunks(policy, 8 * MiB, 128 * KiB)
+    seeked, chunks = policy.on_read(40 * MiB, 40 * MiB + 128 * KiB, 64 * MiB)
+    assert seeked and chunks == []
+    sizes = []
+    for offset in range(40 * MiB + 128 * KiB, 48 * MiB, 128 * KiB):
+        seeked, chunks = policy.on_read(offset, offset + 128 * KiB, 64 * MiB)
+        assert not seeked
+        sizes.extend(e - s for s, e in chunks)
+    assert sizes[:3] == [1 * MiB, 2 * MiB, 4 * MiB]
+
+
+def test_out_of_order_reads_within_the_window_are_still_sequential() -> None:
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    rng = random.Random(7)
+    offsets = list(range(0, 32 * MiB, 128 * KiB))
+    # The kernel's read-ahead arrives from several threads: shuffle within groups of four.
+    shuffled: list[int] = []
+    for i in range(0, len(offsets), 4):
+        group = offsets[i : i + 4]
+        rng.shuffle(group)
+        shuffled.extend(group)
+    sizes = []
+    for offset in shuffled:
+        seeked, chunks = policy.on_read(offset, offset + 128 * KiB, 32 * MiB)
+        assert not seeked
+        sizes.extend(e - s for s, e in chunks)
+    assert sizes[:4] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB]
+
+
+def test_tail_read_then_head_read_reads_nothing_ahead() -> None:
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    size = 64 * MiB
+    assert policy.on_read(size - 64 * KiB, size, size) == (False, [])
+    assert policy.on_read(0, 64 * KiB, size) == (True, [])
+
+
+# ---- FileReader: the policy driving the cache ---------------------------------------------
+
+
+def make_reader(
+    data: bytes, executor: concurrent.futures.Executor, cache: BlockCache | None = None, **kw: Any
+) -> tuple[FileReader, FakeFetcher, BlockCache]:
+    cache = cache or BlockCache(256 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    reader = FileReader(cache, "f", len(data), fetch, settings(**kw), executor)
+    return reader, fetch, cache
+
+
+def test_sequential_reader_gets_growing_requests_and_right_bytes() -> None:
+    data = pattern(40 * MiB)
+    reader, fetch, _ = make_reader(data, InlineExecutor())
+    out = [reader.read(offset, 128 * KiB) for offset in range(0, len(data), 128 * KiB)]
+    assert b"".join(out) == data
+    demand = [(s, e) for s, e in fetch.calls if e - s == 128 * KiB]
+    ahead = [e - s for s, e in fetch.calls if e - s != 128 * KiB]
+    # The first MiB is read right-sized, before the run counts as sequential.
+    assert demand == [(o, o + 128 * KiB) for o in range(0, MiB, 128 * KiB)]
+    assert ahead[:5] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB]
+    assert len(fetch.calls) <= 15  # 40 MiB in a handful of requests
+    assert fetch.bytes_served == len(data)
+
+
+def test_large_windows_are_split_into_parallel_requests() -> None:
+    data = pattern(80 * MiB)
+    reader, fetch, _ = make_reader(data, InlineExecutor(), max_request_bytes=4 * MiB)
+    for offset in range(0, len(data), 128 * KiB):
+        reader.read(offset, 128 * KiB)
+    assert max(end - start for start, end in fetch.calls) == 4 * MiB
+    assert fetch.bytes_served == len(data)
+
+
+def test_random_reads_cost_at_most_twice_the_bytes_read() -> None:
+    data = pattern(64 * MiB)
+    reader, fetch, _ = make_reader(data, InlineExecutor())
+    rng = random.Random(3)
+    read_bytes = 0
+    for _ in range(100):
+        offset = rng.randrange(0, len(data) - 256 * KiB)
+        # A 256 KiB read reaches the filesystem as two 128 KiB reads.
+        assert reader.read(offset, 128 * KiB) == data[offset : offset + 128 * KiB]
+        second = offset + 128 * KiB
+        assert reader.read(second, 128 * KiB) == data[second : second + 128 * KiB]
+        read_bytes += 256 * KiB
+    assert fetch.bytes_served <= 2 * read_bytes
+
+
+def test_tail_first_reader_fetches_little() -> None:
+    data = pattern(64 * MiB)
+    reader, fetch, _ = make_reader(data, InlineExecutor())
+    assert reader.read(len(data) - 64 * KiB, 64 * KiB) == data[-64 * KiB :]
+    assert reader.read(len(data) - 4 * KiB, 64 * KiB) == data[-4 * KiB :]
+    assert fetch.bytes_served <= 128 * KiB
+
+
+def test_seek_cancels_queued_read_ahead() -> None:
+    data = pattern(64 * MiB)
+    executor = QueueExecutor()
+    reader, fetch, _ = make_reader(data, executor)
+    for offset in range(0, 2 * MiB, 128 * KiB):
+        reader.read(offset, 128 * KiB)
+    assert executor.tasks  # read-ahead queued
+    reader.read(50 * MiB, 4096)  # a real seek
+    assert executor.run_all() == 0
+    assert all(end <= 2 * MiB or start >= 50 * MiB for start, end in fetch.calls)
+
+
+def test_close_stops_read_ahead() -> None:
+    data = pattern(8 * MiB)
+    executor = QueueExecutor()
+    reader, fetch, _ = make_reader(data, executor)
+    for offset in range(0, MiB, 128 * KiB):
+        reader.read(offset, 128 * KiB)
+    reader.close()
+    assert executor.run_all() == 0
+    assert reader.read(0, 10) == data[:10]  # still readable through the cache
+
+
+def test_readers_of_different_files_keep_their_own_windows() -> None:
+    a, b = pattern(16 * MiB, 1), pattern(16 * MiB, 2)
+    cache = BlockCache(256 * MiB, 1 * MiB)
+    reader_a, fetch_a, _ = make_reader(a, InlineExecutor(), cache)
+    fetch_b = FakeFetcher(b)
+    reader_b = FileReader(cache, "g", len(b), fetch_b, settings(), InlineExecutor())
+    for offset in range(0, 8 * MiB, 128 * KiB):
+        assert reader_a.read(offset, 128 * KiB) == a[offset : offset + 128 * KiB]
+        assert reader_b.read(offset, 128 * KiB) == b[offset : offset + 128 * KiB]
+    for fetch in (fetch_a, fetch_b):
+        ahead = [end - start for start, end in fetch.calls if end - start != 128 * KiB]
+        assert ahead[:3] == [1 * MiB, 2 * MiB, 4 * MiB]
+
+
+def test_read_ahead_is_capped_to_a_fraction_of_a_small_cache() -> None:
+    data = pattern(64 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    reader, fetch, _ = make_reader(data, InlineExecutor(), cache)
+    peaks: list[int] = []
+    fetch.before = lambda s, e: peaks.append(cache.cached_bytes + cache.reserved_bytes)
+    for offset in range(0, len(data), 128 * KiB):
+        assert reader.read(offset, 128 * KiB) == data[offset : offset + 128 * KiB]
+    assert max(end - start for start, end in fetch.calls) <= 2 * MiB  # capacity / 8
+    assert max(peaks) <= 16 * MiB
+    assert fetch.bytes_served == len(data)  # nothing evicted before it was read
+
+
+def test_concurrent_sequential_readers_on_a_real_pool() -> None:
+    data = pattern(24 * MiB)
+    cache = BlockCache(64 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        readers = [FileReader(cache, "f", len(data), fetch, settings(), pool) for _ in range(3)]
+
+        def consume(reader: FileReader) -> bytes:
+            parts = [reader.read(o, 128 * KiB) for o in range(0, len(data), 128 * KiB)]
+            reader.close()
+            return b"".join(parts)
+
+        with concurrent.futures.ThreadPoolExecutor(3) as users:
+            outs = list(users.map(consume, readers))
+    assert outs == [data] * 3
+    assert fetch.bytes_served <= 2 * len(data)
+    assert cache.reserved_bytes == 0
