@@ -1,0 +1,461 @@
+"""Reads of one file object over HTTP Range: size probe, URL refresh, validation, resume, retry.
+
+Notion-hosted files are S3-style presigned GET URLs: they expire, change on every API fetch,
+and answer HEAD with 403. So the size comes from a ranged GET of the file's first
+``probe_head_bytes`` (``Content-Range: bytes 0-N/TOTAL``), whose bytes are kept in the cache;
+``416`` with ``bytes */0`` is an empty file. External URLs get a HEAD first.
+
+Every answer is checked before a byte of it is used: a 206 must carry the ``Content-Range``
+asked for and the known total; a 200 to a ranged request means the host ignores Range, and
+the body is skipped up to the offset (at most ``unranged_limit_bytes``); a body cut short is
+resumed from where it stopped; bytes past what was asked are never read. 403 on a signed URL
+refreshes it once (one refresh however many readers saw the 403); 429, 5xx and transport
+errors are retried with capped, jittered backoff.
+
+A host that gives no size at all (a 200 with neither ``Content-Range`` nor
+``Content-Length``, e.g. chunked) has its body streamed once to count it, up to
+``unranged_limit_bytes``; the bytes go to the cache. A larger body is refused with
+``FileHostError`` rather than given a wrong size.
+
+The file-host client never carries an ``Authorization`` header (it is stripped from every
+request), follows no redirect by itself (we follow at most five, http/https only), and logs
+show URLs as scheme://host/path: a signed URL's query string is a credential.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from .blockcache import BlockCache, FileReader
+from .config import Settings
+from .errors import (
+    FileHostError,
+    NetworkError,
+    NotionFSError,
+    RangeNotSatisfiable,
+    ResponseMismatch,
+    UnsafeUrlError,
+    UrlExpiredError,
+)
+
+__all__ = ["MAX_REDIRECTS", "FileReader", "Location", "RemoteFile", "Resolver", "redact_url"]
+
+logger = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 5
+_SAFE_SCHEMES = ("http", "https")
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_UNSATISFIED_RANGE = re.compile(r"\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a file's bytes are now. ``expires_at`` is epoch seconds; None never expires."""
+
+    url: str
+    expires_at: float | None
+    external: bool = False
+
+
+Resolver = Callable[[bool], Location]
+"""``resolve(force_refresh)``: the current Location; True asks the Notion API again."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` as scheme://host[:port]/path, without credentials, query or fragment."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in _SAFE_SCHEMES:
+        raise UnsafeUrlError(f"refusing a {scheme or 'scheme-less'} URL: only http/https")
+
+
+class _NoAuth(httpx.Auth):
+    """Strips any Authorization header: no credential may ever reach a file host."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.pop("Authorization", None)
+        yield request
+
+
+_NO_AUTH = _NoAuth()
+
+
+class _CutShort(Exception):
+    """A body ended before the bytes it announced (internal: the range is resumed)."""
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _range_headers(first: int, last: int) -> dict[str, str]:
+    # identity: byte offsets must be offsets into the file, not into a compressed body.
+    return {"Range": f"bytes={first}-{last}", "Accept-Encoding": "identity"}
+
+
+def _check_encoding(response: httpx.Response) -> None:
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ResponseMismatch(f"host sent {encoding}-encoded bytes though identity was asked")
+
+
+def _content_range(response: httpx.Response) -> tuple[int, int, int | None]:
+    """(first, last, total or None) from a 206's Content-Range; ResponseMismatch if unusable."""
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    if match is None:
+        raise ResponseMismatch("206 without a usable Content-Range")
+    first, last = int(match[1]), int(match[2])
+    total = None if match[3] == "*" else int(match[3])
+    if last < first or (total is not None and last >= total):
+        raise ResponseMismatch(f"inconsistent Content-Range bytes {first}-{last}/{match[3]}")
+    return first, last, total
+
+
+class RemoteFile:
+    """One file object: its size and its bytes, through the shared block cache."""
+
+    def __init__(
+        self,
+        key: str,
+        resolve: Resolver,
+        http: httpx.Client,
+        cache: BlockCache,
+        settings: Settings,
+        *,
+        executor: concurrent.futures.Executor | None = None,
+        known_size: int | None = None,
+    ) -> None:
+        self.key = key  # cache identity; never the signed URL
+        self._resolve = resolve
+        self._http = http
+        self._cache = cache
+        self._settings = settings
+        self._executor = executor
+        self._size = known_size
+        self._size_lock = threading.Lock()
+        self._probe_flight: concurrent.futures.Future[int] | None = None
+        self._location_lock = threading.Lock()
+        self._location: Location | None = None
+
+    @property
+    def known_size(self) -> int | None:
+        """The size if already known, without asking the host."""
+        return self._size
+
+    def size(self) -> int:
+        """The exact size in bytes; the first call probes (once, however many threads ask)."""
+        if self._size is not None:
+            return self._size
+        with self._size_lock:
+            if self._size is not None:
+                return self._size
+            flight, owner = self._probe_flight, self._probe_flight is None
+            if flight is None:
+                flight = self._probe_flight = concurrent.futures.Future()
+        if not owner:
+            return flight.result()
+        try:
+            size = self._probe()
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            self._size = size
+            flight.set_result(size)
+            return size
+        finally:
+            with self._size_lock:
+                self._probe_flight = None  # a failed probe is tried again by the next caller
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Random access through the cache, no read-ahead; short at EOF, b"" past it."""
+        if size <= 0:
+            return b""
+        return self._cache.read(self.key, self.size(), offset, offset + size, self._fetch)
+
+    def reader(self) -> FileReader:
+        """Per-open-handle state, with sequential read-ahead on the shared pool."""
+        executor = self._executor or self._cache.background_executor(self._settings.fetch_workers)
+        return FileReader(self._cache, self.key, self.size(), self._fetch, self._settings, executor)
+
+    # ---- location ----------------------------------------------------------------------
+
+    def _current(self) -> Location:
+        """The location to use now, refreshed first when it expires within the margin."""
+        with self._location_lock:
+            location = self._location
+            if location is None:
+                location = self._resolve(False)
+            if self._expiring(location):
+                logger.debug("%s: URL expires within the margin; refreshing", self.key)
+                location = self._resolve(True)
+            self._location = location
+            return location
+
+    def _expiring(self, location: Location) -> bool:
+        return (
+            location.expires_at is not None
+            and location.expires_at - time.time() < self._settings.url_refresh_margin_s
+        )
+
+    def _refresh_after_403(self, used: Location) -> None:
+        """One refresh per rejected URL: readers that saw the 403 on it share the new one."""
+        with self._location_lock:
+            if self._location is None or self._location.url == used.url:
+                logger.info("%s: 403 from %s; refreshing its URL", self.key, redact_url(used.url))
+                self._location = self._resolve(True)
+
+    # ---- HTTP --------------------------------------------------------------------------
+
+    def _send(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        """One request (streamed), following at most MAX_REDIRECTS redirects to http(s) only."""
+        for _ in range(MAX_REDIRECTS + 1):
+            _check_scheme(url)
+            request = self._http.build_request(method, url, headers=headers)
+            request.headers.pop("Authorization", None)
+            try:
+                response = self._http.send(
+                    request, stream=True, follow_redirects=False, auth=_NO_AUTH
+                )
+            except httpx.TransportError as exc:
+                raise NetworkError(f"{method} {redact_url(url)}: {type(exc).__name__}") from exc
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = str(response.url.join(response.headers["Location"]))
+            logger.debug("%s: redirected to %s", self.key, redact_url(url))
+        raise FileHostError(f"{self.key}: more than {MAX_REDIRECTS} redirects")
+
+    def _open(self, method: str, headers: dict[str, str]) -> httpx.Response:
+        """A response that is neither a 403, a 429 nor a 5xx, after refreshes and retries."""
+        refreshed = False
+        attempt = 0
+        while True:
+            location = self._current()
+            try:
+                response = self._send(method, location.url, headers)
+            except NetworkError as exc:
+                attempt = self._back_off(attempt, exc)
+                continue
+            status = response.status_code
+            if status == 403:
+                response.close()
+                where = redact_url(location.url)
+                if location.external:
+                    raise FileHostError(f"{where} answered 403", status=403)
+                if refreshed:
+                    raise UrlExpiredError(f"{where} answered 403 after a URL refresh", 403)
+                self._refresh_after_403(location)
+                refreshed = True
+            elif status == 429 or status >= 500:
+                response.close()
+                error = FileHostError(f"{redact_url(location.url)} answered {status}", status)
+                attempt = self._back_off(attempt, error)
+            else:
+                return response
+
+    def _back_off(self, attempt: int, error: NotionFSError) -> int:
+        """Sleep before retry number ``attempt + 1``, or raise ``error`` when none is left."""
+        if attempt >= self._settings.max_retries:
+            raise error
+        delay_s = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**attempt)
+        logger.info("%s: %s; retrying in %.2f s", self.key, error, delay_s)
+        time.sleep(delay_s * random.uniform(0.5, 1.0))  # jitter: readers do not retry in step
+        return attempt + 1
+
+    # ---- ranged reads (the cache's fetcher) --------------------------------------------
+
+    def _fetch(self, start: int, end: int) -> Iterator[bytes]:
+        """Exactly the bytes [start, end), resuming a body cut short from where it stopped."""
+        pos, resumes = start, 0
+        while pos < end:
+            try:
+                for chunk in self._stream_once(pos, end):
+                    pos += len(chunk)
+                    yield chunk
+            except _CutShort as cut:
+                if resumes >= self._settings.max_retries:
+                    raise ResponseMismatch(f"{self.key}: body cut short again ({cut})") from None
+                resumes += 1
+                logger.info("%s: body cut at byte %d (%s); resuming", self.key, pos, cut)
+
+    def _stream_once(self, pos: int, end: int) -> Iterator[bytes]:
+        response = self._open("GET", _range_headers(pos, end - 1))
+        try:
+            skip = self._check_range_answer(response, pos, end)
+            yield from self._body(response, skip, end - pos)
+        finally:
+            response.close()
+
+    def _check_range_answer(self, response: httpx.Response, pos: int, end: int) -> int:
+        """Validate the answer to ``bytes=pos-(end-1)``; the bytes to skip before ours."""
+        _check_encoding(response)
+        status = response.status_code
+        if status == 206:
+            first, last, total = _content_range(response)
+            if (first, last) != (pos, end - 1):
+                raise ResponseMismatch(f"asked bytes {pos}-{end - 1}, got {first}-{last}")
+            if total is not None and self._size is not None and total != self._size:
+                raise ResponseMismatch(f"{self.key}: object is {total} bytes, was {self._size}")
+            return 0
+        if status == 200:
+            length = _content_length(response)
+            if length is not None and self._size is not None and length != self._size:
+                raise ResponseMismatch(f"{self.key}: object is {length} bytes, was {self._size}")
+            if pos > self._settings.unranged_limit_bytes:
+                raise FileHostError(f"{self.key}: host ignores Range; offset {pos} is too far")
+            logger.debug("%s: host ignores Range; skipping %d bytes", self.key, pos)
+            return pos
+        if status == 416:
+            raise RangeNotSatisfiable(f"{self.key}: bytes {pos}-{end - 1} past the end", 416)
+        raise FileHostError(f"{self.key}: file host answered {status}", status)
+
+    @staticmethod
+    def _body(response: httpx.Response, skip: int, length: int) -> Iterator[bytes]:
+        """``length`` bytes after the first ``skip``; never a byte past them."""
+        remaining = length
+        try:
+            for chunk in response.iter_raw():
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk, skip = chunk[skip:], 0
+                if len(chunk) >= remaining:
+                    yield chunk if len(chunk) == remaining else chunk[:remaining]
+                    return
+                remaining -= len(chunk)
+                yield chunk
+        except httpx.TransportError as exc:  # connection dropped mid-body, read timeout
+            raise _CutShort(type(exc).__name__) from exc
+        raise _CutShort(f"{length - remaining} of {length} bytes arrived")
+
+    # ---- size probe --------------------------------------------------------------------
+
+    def _probe(self) -> int:
+        if self._current().external:
+            size = self._head_size()
+            if size is not None:
+                return size
+        return self._probe_with_get()
+
+    def _head_size(self) -> int | None:
+        """Content-Length from a HEAD, or None when the host does not say."""
+        try:
+            response = self._send("HEAD", self._current().url, {"Accept-Encoding": "identity"})
+        except NetworkError as exc:
+            logger.debug("%s: HEAD failed (%s); probing with GET", self.key, exc)
+            return None
+        try:
+            if response.status_code != 200:
+                return None
+            _check_encoding(response)
+            return _content_length(response)
+        except ResponseMismatch:
+            return None
+        finally:
+            response.close()
+
+    def _probe_with_get(self) -> int:
+        """Size from a ranged GET of the head, keeping the head's bytes in the cache."""
+        head_bytes = max(1, self._settings.probe_head_bytes)
+        response = self._open("GET", _range_headers(0, head_bytes - 1))
+        try:
+            _check_encoding(response)
+            status = response.status_code
+            if status == 206:
+                first, last, total = _content_range(response)
+                if first != 0 or last >= head_bytes:
+                    raise ResponseMismatch(f"asked bytes 0-{head_bytes - 1}, got {first}-{last}")
+                if total is None and last + 1 == head_bytes:
+                    response.close()
+                    return self._count_size()
+                self._keep_head(response, last + 1)
+                return last + 1 if total is None else total
+            if status == 416:
+                return self._empty_size(response)
+            if status == 200:
+                length = _content_length(response)
+                if length is None:
+                    return self._count_body(response)
+                self._keep_head(response, min(head_bytes, length))
+                return length
+            raise FileHostError(f"{self.key}: file host answered {status}", status)
+        finally:
+            response.close()
+
+    def _empty_size(self, response: httpx.Response) -> int:
+        """416 to ``bytes=0-...``: the object is empty (Content-Range ``bytes */0``)."""
+        match = _UNSATISFIED_RANGE.match(response.headers.get("Content-Range", "bytes */0"))
+        if match is None or int(match[1]) != 0:
+            raise ResponseMismatch(f"{self.key}: 416 for byte 0 of a non-empty object")
+        return 0
+
+    def _keep_head(self, response: httpx.Response, length: int) -> None:
+        """Cache the head's bytes; a head cut short keeps what arrived."""
+        pieces: list[bytes] = []
+        try:
+            for chunk in self._body(response, 0, length):
+                pieces.append(chunk)
+        except _CutShort as cut:
+            logger.debug("%s: probe body cut short (%s)", self.key, cut)
+        if pieces:
+            self._cache.store(self.key, 0, b"".join(pieces))
+
+    def _count_size(self) -> int:
+        response = self._open("GET", {"Accept-Encoding": "identity"})
+        try:
+            _check_encoding(response)
+            if response.status_code != 200:
+                raise FileHostError(f"{self.key}: file host answered {response.status_code}")
+            length = _content_length(response)
+            return length if length is not None else self._count_body(response)
+        finally:
+            response.close()
+
+    def _count_body(self, response: httpx.Response) -> int:
+        """Size of a body nobody announced: stream it (bounded), caching it block by block."""
+        limit_bytes = self._settings.unranged_limit_bytes
+        block_bytes = self._cache.block_size_bytes
+        buffer = bytearray()
+        stored = 0
+        try:
+            for chunk in response.iter_raw():
+                buffer += chunk
+                if stored + len(buffer) > limit_bytes:
+                    raise FileHostError(
+                        f"{self.key}: host gives no size and the body passes {limit_bytes} bytes"
+                    )
+                if len(buffer) >= block_bytes:
+                    whole = len(buffer) - len(buffer) % block_bytes
+                    self._cache.store(self.key, stored, bytes(buffer[:whole]))
+                    del buffer[:whole]
+                    stored += whole
+        except httpx.TransportError as exc:
+            raise NetworkError(f"{self.key}: body of unknown size cut short") from exc
+        if buffer:
+            self._cache.store(self.key, stored, bytes(buffer))
+        logger.debug("%s: host gave no size; counted %d bytes", self.key, stored + len(buffer))
+        return stored + len(buffer)
