@@ -180,15 +180,27 @@ class Workspace:
 
     def assign_ids(self) -> None:
         """Give every object without an id a deterministic one and fill in times."""
+        # Ids already handed out stay taken: an object inserted after a first call shifts
+        # the counter, and must not receive the id of the object that used to sit there.
+        used = {obj.id for obj in self.walk() if obj.id}
         counter = 0
         for obj in self.walk():
             counter += 1
             if not obj.id:
-                obj.id = str(uuid.uuid5(_NAMESPACE, f"{self.seed}/{counter}"))
+                obj.id = self._fresh_id(counter, used)
+                used.add(obj.id)
             if hasattr(obj, "created_time") and obj.created_time is None:
                 obj.created_time = _BASE_TIME + timedelta(minutes=counter)
             if hasattr(obj, "last_edited_time") and obj.last_edited_time is None:
                 obj.last_edited_time = _BASE_TIME + timedelta(minutes=counter, seconds=30)
+
+    def _fresh_id(self, counter: int, used: set[str]) -> str:
+        candidate = str(uuid.uuid5(_NAMESPACE, f"{self.seed}/{counter}"))
+        retry = 0
+        while candidate in used:
+            retry += 1
+            candidate = str(uuid.uuid5(_NAMESPACE, f"{self.seed}/{counter}/{retry}"))
+        return candidate
 
     def walk(self) -> Iterator[Page | Database | DataSource | Block | FileSpec]:
         """Every object, depth-first in document order (including trashed ones)."""
