@@ -1,0 +1,283 @@
+"""The whole Notion emulator: the API on one loopback port, the signed-URL file host on another."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from notionfs.emulator.api import NotionApi
+from notionfs.emulator.faults import ApiCounters, ApiFaults
+from notionfs.emulator.filehost import FileHost
+from notionfs.emulator.index import WorkspaceIndex
+from notionfs.emulator.model import FileSpec, Workspace
+
+__all__ = ["Emulator"]
+
+logger = logging.getLogger(__name__)
+
+
+class _ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as api.notion.com
+    # Headers and body go out in two writes; without this, Nagle plus delayed ACKs
+    # add ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
+    server: _ApiServer
+
+    def _serve(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(400, "bad Content-Length")
+            return
+        raw_body = self.rfile.read(length) if length > 0 else b""
+        response = self.server.api.handle(
+            self.command, self.path, dict(self.headers.items()), raw_body
+        )
+        payload = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        logger.debug("api %s " + format, self.address_string(), *args)
+
+
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # resume_api rebinds the same port at once
+
+    def __init__(self, address: tuple[str, int], api: NotionApi) -> None:
+        self.api = api
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _ApiHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def close_connections(self) -> None:
+        """Cut every open keep-alive connection, so pooled clients see Notion go away."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def _check_loopback(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the emulator only listens on loopback addresses, not {host!r}")
+
+
+class Emulator:
+    """A local Notion: serves ``workspace`` live through the API and a signed-URL file host.
+
+    Tests may mutate the workspace and then call ``refresh()``; ``faults`` and
+    ``filehost.faults`` make it misbehave, ``counters`` and ``filehost.counters`` record.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        token: str = "secret_emulator_token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        files_port: int = 0,
+        expiry_s: float = 3600.0,
+        rate_limit_rps: float = 0.0,
+        rate_limit_burst: int = 10,
+        short_pages: bool = True,
+    ) -> None:
+        _check_loopback(host)
+        self.workspace = workspace
+        self._host = host
+        self._port = port
+        self._rate_limit_defaults = (rate_limit_rps, rate_limit_burst)
+        self.filehost = FileHost(host=host, port=files_port)
+        self.faults = ApiFaults(rate_limit_rps=rate_limit_rps, rate_limit_burst=rate_limit_burst)
+        self.counters = ApiCounters()
+        self._api = NotionApi(
+            self._reindex(),
+            token=token,
+            signer=self.filehost,
+            faults=self.faults,
+            counters=self.counters,
+            expiry_s=expiry_s,
+            short_pages=short_pages,
+        )
+        self._server: _ApiServer | None = None
+        self._started = False
+        self._lifecycle_lock = threading.Lock()
+        self.api_url = ""
+
+    # ---- settings readable and settable at runtime -----------------------------------------
+
+    @property
+    def token(self) -> str:
+        return self._api.token
+
+    @token.setter
+    def token(self, value: str) -> None:
+        self._api.token = value
+
+    @property
+    def expiry_s(self) -> float:
+        """Lifetime of the presigned URLs minted from now on."""
+        return self._api.expiry_s
+
+    @expiry_s.setter
+    def expiry_s(self, value: float) -> None:
+        self._api.expiry_s = value
+
+    @property
+    def short_pages(self) -> bool:
+        return self._api.short_pages
+
+    @short_pages.setter
+    def short_pages(self, value: bool) -> None:
+        self._api.short_pages = value
+
+    @property
+    def files_url(self) -> str:
+        return self.filehost.base_url
+
+    @property
+    def index(self) -> WorkspaceIndex:
+        return self._api.index
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        with self._lifecycle_lock:
+            if not self._started:
+                self.filehost.start()
+                self._listen()
+                self._started = True
+        return self
+
+    def stop(self) -> None:
+        with self._lifecycle_lock:
+            if self._started:
+                self._close_listener()
+                self.filehost.stop()
+                self._started = False
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def pause_api(self) -> None:
+        """Stop listening and cut open connections: clients get "connection refused"."""
+        with self._lifecycle_lock:
+            self._close_listener()
+
+    def resume_api(self) -> None:
+        """Listen again on the same port."""
+        with self._lifecycle_lock:
+            if self._started and self._server is None:
+                self._listen()
+
+    def _listen(self) -> None:
+        server = _ApiServer((self._host, self._port), self._api)
+        self._port = server.server_address[1]
+        self.api_url = f"http://{self._host}:{self._port}"
+        self._api.base_url = self.api_url
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"notion-emulator-api:{self._port}",
+            daemon=True,
+        )
+        thread.start()
+        self._server = server
+        logger.info("Notion emulator API listening on %s", self.api_url)
+
+    def _close_listener(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+
+    # ---- test controls -------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """API faults, counters and the rate limiter, and the file host's, back to defaults."""
+        rps, burst = self._rate_limit_defaults
+        self.faults.reset(rate_limit_rps=rps, rate_limit_burst=burst)
+        self.counters.reset()
+        self._api.bucket.reset()
+        self.filehost.reset()
+
+    def refresh(self) -> None:
+        """Re-index after the workspace changed: new ids, new or replaced files."""
+        self._api.index = self._reindex()
+
+    def _reindex(self) -> WorkspaceIndex:
+        self.workspace.assign_ids()
+        index = WorkspaceIndex(self.workspace)
+        for spec in index.files.values():
+            self.filehost.register(spec)
+        return index
+
+    def touch(self, obj: Any) -> None:
+        """Mark ``obj`` edited now (UTC) and refresh."""
+        obj.last_edited_time = datetime.now(UTC)
+        self.refresh()
+
+    def file_spec(self, file_id: str) -> FileSpec:
+        spec = self._api.index.file(file_id)
+        if spec is None:
+            raise KeyError(file_id)
+        return spec
+
+    def api_transport(self) -> httpx.MockTransport:
+        """An in-process httpx transport to the API (no socket). File URLs in its answers
+        point at the file host, which serves only after ``start()``."""
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            answer = self._api.handle(
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                request.headers,
+                request.read(),
+            )
+            return httpx.Response(answer.status, json=answer.body, headers=answer.headers)
+
+        return httpx.MockTransport(handle)
