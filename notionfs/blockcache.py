@@ -171,17 +171,33 @@ class BlockCache:
 
     # ---- reads -------------------------------------------------------------------------
 
-    def read(self, key: str, file_size: int, offset: int, end: int, fetch: RangeFetcher) -> bytes:
-        """Bytes ``[offset, min(end, file_size))`` of file ``key``, fetching what is missing."""
+    def read(
+        self,
+        key: str,
+        file_size: int,
+        offset: int,
+        end: int,
+        fetch: RangeFetcher,
+        *,
+        whole_blocks: bool = False,
+    ) -> bytes:
+        """Bytes ``[offset, min(end, file_size))`` of file ``key``, fetching what is missing.
+
+        ``whole_blocks``: a block that must be fetched is fetched to its end (the caller reads
+        sequentially and will want the rest); otherwise only the bytes asked for are fetched.
+        """
         end = min(end, file_size)
         if offset >= end:
             return b""
         first, last = offset // self.block_size_bytes, (end - 1) // self.block_size_bytes
+        fetch_end = min(file_size, (last + 1) * self.block_size_bytes) if whole_blocks else end
         got: dict[int, _Extent] = {}
         pending = list(range(first, last + 1))
         first_pass = True
         while pending:
-            claims, waits = self._plan(key, pending, offset, end, got, count=first_pass)
+            claims, waits = self._plan(
+                key, pending, (offset, end, fetch_end), got, count=first_pass
+            )
             first_pass = False
             self._fetch_claims(key, claims, fetch, None)
             for claim in claims:
@@ -278,13 +294,16 @@ class BlockCache:
         self,
         key: str,
         pending: list[int],
-        start: int,
-        end: int,
+        span: tuple[int, int, int],
         got: dict[int, _Extent],
         *,
         count: bool,
     ) -> tuple[list[_Claim], list[tuple[int, _Flight]]]:
-        """Under the lock: take cached blocks, join flights, claim the rest for this thread."""
+        """Under the lock: take cached blocks, join flights, claim the rest for this thread.
+
+        ``span`` is (start, end, fetch_end): the bytes needed, and how far a fetch may go.
+        """
+        start, end, fetch_end = span
         claims: list[_Claim] = []
         waits: list[tuple[int, _Flight]] = []
         with self._lock:
@@ -301,7 +320,7 @@ class BlockCache:
                 if flight is not None:
                     waits.append((index, flight))
                 else:
-                    lo, hi = _missing(extent, lo, hi)
+                    lo, hi = _missing(extent, lo, self._need(index, start, fetch_end)[1])
                     claims.append(self._claim(key, index, lo, hi, extent, prefetch=False))
         return claims, waits
 
@@ -474,6 +493,11 @@ class ReadaheadPolicy:
         self._ahead_until: int | None = None  # end of what was requested ahead
         self._newest_chunk_start = 0
 
+    @property
+    def streaming(self) -> bool:
+        """True once the current run is sequential enough to be read ahead."""
+        return self._ahead_until is not None
+
     def on_read(self, offset: int, end: int, file_size: int) -> tuple[bool, list[tuple[int, int]]]:
         """Record a read of ``[offset, end)``: (was it a seek?, ranges to fetch ahead now)."""
         if self._run_start is not None and self._continues_run(offset):
@@ -550,9 +574,11 @@ class FileReader:
         if size <= 0 or offset >= self._size:
             return b""
         end = min(offset + size, self._size)
-        if self._executor is not None:
-            self._read_ahead(offset, end)
-        return self._cache.read(self._key, self._size, offset, end, self._fetch)
+        streaming = self._read_ahead(offset, end) if self._executor is not None else False
+        # A sequential reader that overtakes its read-ahead fetches whole blocks, not 128 KiB.
+        return self._cache.read(
+            self._key, self._size, offset, end, self._fetch, whole_blocks=streaming
+        )
 
     def close(self) -> None:
         """Stop this handle's read-ahead; blocks already fetched stay cached."""
@@ -560,10 +586,11 @@ class FileReader:
             self._closed = True
             self._cancel_pending()
 
-    def _read_ahead(self, offset: int, end: int) -> None:
+    def _read_ahead(self, offset: int, end: int) -> bool:
+        """Note the read, start any read-ahead it calls for; True if the run is sequential."""
         with self._lock:
             if self._closed:
-                return
+                return False
             seeked, chunks = self._policy.on_read(offset, end, self._size)
             if seeked:
                 self._cancel_pending()
@@ -571,6 +598,7 @@ class FileReader:
             for start, stop in chunks:
                 for piece in range(start, stop, self._max_request_bytes):
                     self._submit(piece, min(piece + self._max_request_bytes, stop))
+            return self._policy.streaming
 
     def _submit(self, start: int, end: int) -> None:
         assert self._executor is not None
