@@ -85,12 +85,12 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     )
     stop = stop or threading.Event()
     with emulator:
-        # The banner is the command's output, so it goes to stdout rather than the log.
-        print(
-            _banner(emulator.api_url, emulator.files_url, emulator.token, DEFAULT_NOTION_VERSION),
-            flush=True,
-        )
         try:
+            # The banner is the command's output, so it goes to stdout rather than the log.
+            banner = _banner(
+                emulator.api_url, emulator.files_url, emulator.token, DEFAULT_NOTION_VERSION
+            )
+            print(banner, flush=True)
             stop.wait()
         except KeyboardInterrupt:
             logger.info("interrupted, stopping the emulator")
