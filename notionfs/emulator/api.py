@@ -54,6 +54,7 @@ __all__ = [
     "NotionApi",
     "PageSlice",
     "paginate",
+    "ROUTE_TEMPLATES",
     "MAX_PAGE_SIZE",
     "SHORT_PAGE_EVERY",
     "SHORT_PAGE_DEFICIT",
