@@ -87,6 +87,18 @@ class _Media:
                          lambda: media.png(width, height, f"demo/{seed}"),
                          f"png/{seed}/{width}x{height}", name)
 
+    def chart(self, seed: str, name: str, values: list[float]) -> FileSpec:
+        width, height = 480, 320
+        return self.file(f"chart-{seed}.png", lambda: media.encode_png(
+            media.render_chart(width, height, values, seed), width, height), f"chart/{seed}/"
+            + ",".join(map(str, values)), name)
+
+    def diagram(self, seed: str, name: str, n_nodes: int) -> FileSpec:
+        width, height = 480, 320
+        return self.file(f"diagram-{seed}.png", lambda: media.encode_png(
+            media.render_diagram(width, height, n_nodes, seed), width, height),
+            f"diagram/{seed}/{n_nodes}", name)
+
     def text(self, name: str, content: str) -> FileSpec:
         data = content.encode("utf-8")
         return self.file(name, lambda: data, f"text/{name}/{len(data)}/{hash_text(content)}")
@@ -389,7 +401,7 @@ def _notionfs_project(m: _Media, status: Block) -> Page:
     design = m.file("design-notes.pdf", lambda: media.pdf(
         [(title, lines) for title, lines in _DESIGN_PAGES], title="notionfs design notes"),
         "pdf/design")
-    chart = m.picture("bench-chart", "throughput.png", 480, 320)
+    chart = m.chart("throughput", "throughput.png", [41, 180, 205])
     benchmarks = Page("Benchmarks", icon="\U0001f4c8", children=[
         para("Sequential reads of a 64 MiB file, cold cache, on the emulator."),
         table([["Block size", "Readahead", "Throughput"],
@@ -441,7 +453,7 @@ def _home_lab(m: _Media) -> Page:
     return Page("Home lab", icon=m.picture("homelab-icon", "homelab.png", 64, 64), children=[
         paragraph("A small rack under the stairs: router, NAS, a Raspberry Pi and a switch."),
         columns(
-            [file_block("image", m.picture("network", "network.png", 480, 320),
+            [file_block("image", m.diagram("network", "network.png", 4),
                         caption="Network sketch")],
             [file_block("file", inventory), paragraph("Power draw is about 46 W in total.")],
         ),

@@ -22,6 +22,8 @@ __all__ = [
     "MiB",
     "PATTERN_CHUNK_BYTES",
     "render_scene",
+    "render_chart",
+    "render_diagram",
     "encode_png",
     "encode_jpeg",
     "png",
@@ -188,6 +190,76 @@ def _draw_disc(rgb: bytearray, width: int, height: int, cx: float, cy: float,
         if x0 < x1:
             start = (y * width + x0) * 3
             rgb[start:start + (x1 - x0) * 3] = pixel * (x1 - x0)
+
+
+def _fill_rect(rgb: bytearray, width: int, box: tuple[int, int, int, int], color: Color) -> None:
+    x0, y0, x1, y1 = box
+    x0, x1 = max(0, x0), min(width, x1)
+    if x0 >= x1:
+        return
+    row = bytes(color) * (x1 - x0)
+    for y in range(max(0, y0), min(len(rgb) // (3 * width), y1)):
+        rgb[(y * width + x0) * 3:(y * width + x1) * 3] = row
+
+
+def _paper(width: int, height: int) -> bytearray:
+    """A soft vertical gradient background for charts and diagrams."""
+    return bytearray(b"".join(bytes(_mix((248, 249, 252), (226, 232, 241), y / max(1, height)))
+                              * width for y in range(height)))
+
+
+_CHART_COLORS = ((66, 133, 196), (236, 124, 70), (94, 170, 110), (178, 102, 180),
+                 (230, 186, 64), (80, 176, 190))
+
+
+def render_chart(width: int, height: int, values: Sequence[float], seed: object) -> bytearray:
+    """A bar chart (bars, grid lines and a baseline; no text) as packed 8-bit RGB."""
+    rng = random.Random(f"chart/{seed}")
+    rgb = _paper(width, height)
+    left, right, top, bottom = width // 10, width - width // 20, height // 10, height - height // 8
+    for k in range(1, 5):
+        y = bottom - (bottom - top) * k // 4
+        _fill_rect(rgb, width, (left, y, right, y + 1), (204, 210, 222))
+    peak = max(values, default=1.0) or 1.0
+    slot = (right - left) / max(1, len(values))
+    offset = rng.randrange(len(_CHART_COLORS))
+    for i, value in enumerate(values):
+        x0 = int(left + slot * i + slot * 0.15)
+        x1 = int(left + slot * (i + 1) - slot * 0.15)
+        y0 = bottom - int((bottom - top) * max(0.0, value) / peak)
+        color = _CHART_COLORS[(offset + i) % len(_CHART_COLORS)]
+        _fill_rect(rgb, width, (x0, y0, x1, bottom), color)
+        _fill_rect(rgb, width, (x0, y0, x1, y0 + 2), _mix(color, (255, 255, 255), 0.35))
+    _fill_rect(rgb, width, (left, bottom, right, bottom + 2), (70, 76, 90))
+    return rgb
+
+
+def render_diagram(width: int, height: int, n_nodes: int, seed: object) -> bytearray:
+    """Nodes linked to a hub (a network sketch) as packed 8-bit RGB."""
+    rng = random.Random(f"diagram/{seed}")
+    rgb = _paper(width, height)
+    hub = (width / 2, height / 2)
+    radius = min(width, height) * 0.07
+    nodes = []
+    for k in range(n_nodes):
+        angle = math.tau * k / max(1, n_nodes) + rng.uniform(-0.2, 0.2)
+        reach = min(width, height) * rng.uniform(0.3, 0.4)
+        nodes.append((hub[0] + reach * math.cos(angle) * width / height,
+                      hub[1] + reach * math.sin(angle)))
+    for x, y in nodes:
+        steps = int(math.hypot(x - hub[0], y - hub[1]))
+        for t in range(steps):
+            px = hub[0] + (x - hub[0]) * t / steps
+            py = hub[1] + (y - hub[1]) * t / steps
+            _fill_rect(rgb, width, (int(px) - 1, int(py) - 1, int(px) + 2, int(py) + 2),
+                       (150, 160, 178))
+    for k, (x, y) in enumerate(nodes):
+        color = _CHART_COLORS[k % len(_CHART_COLORS)]
+        _draw_disc(rgb, width, height, x, y, radius * 0.75 + 2, (255, 255, 255))
+        _draw_disc(rgb, width, height, x, y, radius * 0.75, color)
+    _draw_disc(rgb, width, height, hub[0], hub[1], radius + 3, (255, 255, 255))
+    _draw_disc(rgb, width, height, hub[0], hub[1], radius, (52, 60, 78))
+    return rgb
 
 
 # ---- PNG -------------------------------------------------------------------------------------

@@ -540,13 +540,13 @@ def hostile_titles(seed: str = "hostile") -> Workspace:
 
 
 def big_file(data_dir: Path, size_bytes: int = 256 * media.MiB, seed: str = "big") -> Workspace:
-    """Page "Big file" with one file block ``big.bin`` of ``size_bytes`` pattern bytes, kept
-    on disk at ``data_dir / f"big-{seed}.bin"`` (reused across runs); its bytes at any
-    offset are ``media.pattern_range(offset, size, f"big_file/{seed}")``."""
+    """Page "Big file" whose only child is a file block ``big.bin`` of ``size_bytes`` pattern
+    bytes, kept on disk at ``data_dir / f"big-{seed}.bin"`` (reused across runs); its bytes
+    at any offset are ``media.pattern_range(offset, size, f"big_file/{seed}")``."""
     path = Path(data_dir) / f"big-{seed}.bin"
     media.write_pattern_file(path, size_bytes, f"big_file/{seed}")
     spec = FileSpec(name="big.bin", path=path, content_type="application/octet-stream")
-    page = Page("Big file", children=[paragraph("One big file."), file_block("file", spec)])
+    page = Page("Big file", children=[file_block("file", spec)])
     return _finish(Workspace(name="Big file", pages=[page], seed=f"big_file/{seed}"))
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import wave
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,33 @@ def test_png_is_compressed_and_deterministic() -> None:
     assert data == media.png(640, 480, 1)
     assert data != media.png(640, 480, 2)
     assert len(data) < 640 * 480 * 3 // 10
+
+
+def _column(rgb: bytearray, width: int, height: int, x: int) -> list[bytes]:
+    return [bytes(rgb[(y * width + x) * 3:(y * width + x) * 3 + 3]) for y in range(height)]
+
+
+def test_chart_bars_follow_their_values() -> None:
+    width, height = 200, 100
+    rgb = media.render_chart(width, height, [1.0, 3.0], "c")
+    assert len(rgb) == width * height * 3
+    assert rgb == media.render_chart(width, height, [1.0, 3.0], "c")
+    bar_heights = []
+    for x in (width // 10 + 40, width // 10 + 120):  # the middle of each of the two bars
+        column = _column(rgb, width, height, x)
+        bar_color = column[height - height // 8 - 1]
+        bar_heights.append(column.count(bar_color) + 2)  # plus the 2-row highlight on top
+    assert bar_heights[1] == pytest.approx(3 * bar_heights[0], abs=3)
+    png = media.encode_png(rgb, width, height)
+    assert _decode_rgb(png, "png") == rgb
+
+
+def test_diagram_draws_distinct_nodes() -> None:
+    rgb = media.render_diagram(160, 120, 5, "d")
+    assert rgb == media.render_diagram(160, 120, 5, "d") != media.render_diagram(160, 120, 3, "d")
+    colors = Counter(bytes(rgb[i:i + 3]) for i in range(0, len(rgb), 3))
+    node_colors = [c for c, n in colors.items() if n > 50 and max(c) - min(c) > 60]
+    assert len(node_colors) >= 5
 
 
 def test_file_recognises_generated_pictures() -> None:

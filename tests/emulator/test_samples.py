@@ -241,6 +241,8 @@ def test_big_file_is_pattern_on_disk(tmp_path: Path) -> None:
     size = 2 * media.MiB + 3
     ws = samples.big_file(tmp_path, size_bytes=size, seed="t")
     (spec,) = [o for o in ws.walk() if isinstance(o, FileSpec)]
+    (page,) = ws.pages
+    assert isinstance(page, Page) and len(page.children) == 1 and page.children[0].file is spec
     assert spec.name == "big.bin" and spec.data is None and spec.path == tmp_path / "big-t.bin"
     assert spec.size == size
     with open(spec.path, "rb") as f:
