@@ -91,6 +91,9 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-size", type=_size, help="block cache bound in bytes (256M, 1G, ...)")
     p.add_argument("--metadata-ttl", type=float, help="seconds listings stay fresh (default 60)")
     p.add_argument("--deadline", type=float, help="seconds any filesystem call may take (30)")
+    p.add_argument(
+        "--rate-limit", type=float, help="API requests per second, on average (3, as Notion)"
+    )
     p.add_argument("--token-file", help="read the Notion token from this file")
     p.add_argument("--token", help=argparse.SUPPRESS)  # visible to other users: warned about
     p.add_argument("--demo", action="store_true", help="mount the bundled demo workspace")
@@ -223,6 +226,7 @@ def mount_command(args: argparse.Namespace) -> int:
         "metadata_ttl_s": args.metadata_ttl,
         "negative_ttl_s": args.metadata_ttl,
         "op_deadline_s": args.deadline,
+        "rate_limit_rps": args.rate_limit,
         "debug": args.debug,
     }
     try:

@@ -70,11 +70,16 @@ def mounted(
     *,
     version: str = "2025-09-03",
     args: tuple[str, ...] = (),
+    rate_limit_rps: float = 100.0,
     env: dict[str, str] | None = None,
     emulator_options: dict[str, Any] | None = None,
     ready_timeout_s: float = 60.0,
 ) -> Iterator[Mount]:
-    """Start an emulator for ``workspace`` and mount it at ``base``/mnt with notionfs."""
+    """Start an emulator for ``workspace`` and mount it at ``base``/mnt with notionfs.
+
+    The client's rate limit is raised for speed (the emulator's is off unless a test turns it
+    on); tests of rate limiting pass Notion's own 3 requests/second.
+    """
     mountpoint = base / "mnt"
     mountpoint.mkdir(parents=True, exist_ok=True)
     log_path = base / "notionfs.log"
@@ -88,7 +93,7 @@ def mounted(
         child_env.update(env or {})
         command = [
             sys.executable, "-m", "notionfs", "mount", str(mountpoint), "--foreground",
-            "--log-file", str(log_path), *args,
+            "--log-file", str(log_path), "--rate-limit", str(rate_limit_rps), *args,
         ]
         proc = subprocess.Popen(
             command, env=child_env, stdin=subprocess.DEVNULL,

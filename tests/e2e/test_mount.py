@@ -1,0 +1,157 @@
+"""End to end through the kernel: a mounted workspace shows every page and file, byte-exact."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from notionfs.emulator import samples
+from notionfs.emulator.demo import build_demo
+from notionfs.emulator.media import pattern_bytes
+from notionfs.emulator.model import FileSpec, Page, file_block
+
+from .expect import expected_view, walk_mount
+from .mounting import mounted, requires_fuse, sha256_file
+
+pytestmark = [pytest.mark.e2e, requires_fuse]
+
+VERSIONS = ["2022-06-28", "2025-09-03", "2026-03-11"]
+
+
+def assert_complete(mnt: Path, workspace) -> None:
+    want = expected_view(workspace)
+    seen = walk_mount(mnt, sha256_file)
+    assert seen.pages == want.pages
+    assert seen.databases == want.databases
+    assert seen.files == want.files
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_nested_files_walk_is_complete_and_byte_exact(tmp_path: Path, version: str) -> None:
+    workspace = samples.nested_files()
+    with mounted(tmp_path, workspace, version=version) as m:
+        assert_complete(m.path, workspace)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_demo_walk_is_complete_and_byte_exact(
+    tmp_path: Path, demo_data_dir: Path, version: str
+) -> None:
+    workspace = build_demo(demo_data_dir)
+    with mounted(tmp_path, workspace, version=version) as m:
+        assert_complete(m.path, workspace)
+
+
+def sha256_uncached(path: Path) -> str:
+    """Hash a file after dropping its pages from the kernel cache, so bytes come from the host."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return sha256_file(path)
+
+
+def test_reads_survive_url_expiry(tmp_path: Path) -> None:
+    """URLs live 2 s; every file is read three times across expiries, one handle held open."""
+    workspace = samples.nested_files()
+    workspace.pages.append(
+        Page("Large", children=[file_block("file", FileSpec("large.bin", pattern_bytes(3 << 20, 7)))])
+    )
+    args = ("--cache-size", "4M")
+    with mounted(tmp_path, workspace, emulator_options={"expiry_s": 2.0}, args=args) as m:
+        first = walk_mount(m.path, sha256_uncached)
+        victim = max(first.file_paths, key=lambda p: p.stat().st_size)
+        assert victim.stat().st_size == 3 << 20
+        with open(victim, "rb") as held:
+            head = held.read(1000)
+            for _ in range(2):
+                time.sleep(2.5)  # past the URL's expiry
+                again = walk_mount(m.path, sha256_uncached)
+                assert again.files == first.files
+            rest = held.read()
+        whole = head + rest
+        assert len(whole) == victim.stat().st_size
+        assert hashlib.sha256(whole).hexdigest() in first.files
+        refreshes = m.emulator.counters.calls("GET /v1/blocks/{id}") + m.emulator.counters.calls(
+            "GET /v1/pages/{id}"
+        )
+        assert refreshes > 0, "no signed URL was refreshed"
+
+        # A URL that the host rejects early (403) is refreshed once and the read goes on.
+        m.emulator.filehost.faults.expire_all_now()
+        assert walk_mount(m.path, sha256_uncached).files == first.files
+        assert m.emulator.filehost.counters.by_status.get(403, 0) >= 1
+
+
+def test_wide_page_and_big_database_list_completely_and_cache(tmp_path: Path) -> None:
+    workspace = samples.wide_page(250)
+    workspace.pages.extend(samples.big_database(150).pages)
+    with mounted(tmp_path, workspace, args=("--metadata-ttl", "300")) as m:
+        counters = m.emulator.counters
+        roots = sorted(os.listdir(m.path))
+        assert len(roots) == 2
+        page_dir = next(m.path / r for r in roots if os.getxattr(m.path / r, "user.notion.type") == b"page")
+        db_dir = next(m.path / r for r in roots if os.getxattr(m.path / r, "user.notion.type") == b"database")
+
+        before = counters.calls("GET /v1/blocks/{id}/children")
+        listed = os.listdir(page_dir)
+        cost = counters.calls("GET /v1/blocks/{id}/children") - before
+        child_pages = [n for n in listed if (page_dir / n).is_dir()]
+        want_children = [c for c in workspace.pages[0].children]
+        assert len(child_pages) == sum(1 for c in want_children if type(c).__name__ == "Page")
+        assert cost == math.ceil(len(want_children) / 100)
+
+        rows = os.listdir(db_dir)
+        assert len(rows) == 150
+
+        snapshot = counters.total
+        assert sorted(os.listdir(page_dir)) == sorted(listed)
+        assert len(os.listdir(db_dir)) == 150
+        for name in rows[:20]:
+            (db_dir / name).stat()
+        assert counters.total == snapshot, "a second listing within the TTL must cost nothing"
+
+
+def test_big_file_read_keeps_memory_near_cache_bound(tmp_path: Path, big_data_dir: Path) -> None:
+    size = 256 << 20
+    workspace = samples.big_file(big_data_dir, size_bytes=size)
+    spec = workspace.pages[0].children[0].file
+    assert spec is not None
+    cache = 64 << 20
+    with mounted(tmp_path, workspace, args=("--cache-size", str(cache))) as m:
+        (path,) = [Path(d, f) for d, _, fs in os.walk(m.path) for f in fs]
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                rss = _rss_bytes(m.proc.pid)
+                peak[0] = max(peak[0], rss)
+                done.wait(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            digest = sha256_file(path)
+        finally:
+            done.set()
+            sampler.join()
+        assert digest == spec.sha256()
+        print(f"\npeak RSS of the mount reading {size >> 20} MiB with a {cache >> 20} MiB cache: "
+              f"{peak[0] / (1 << 20):.1f} MiB")
+        assert peak[0] < cache + (100 << 20)
+
+
+def _rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
