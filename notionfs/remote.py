@@ -158,6 +158,7 @@ class RemoteFile:
         self._probe_flight: concurrent.futures.Future[int] | None = None
         self._location_lock = threading.Lock()
         self._location: Location | None = None
+        self._obtained_at = 0.0  # when the current location was handed to us
 
     @property
     def known_size(self) -> int | None:
@@ -205,27 +206,33 @@ class RemoteFile:
     def _current(self) -> Location:
         """The location to use now, refreshed first when it expires within the margin."""
         with self._location_lock:
-            location = self._location
-            if location is None:
-                location = self._resolve(False)
-            if self._expiring(location):
+            if self._location is None:
+                self._adopt(self._resolve(False))
+            assert self._location is not None
+            if self._expiring(self._location):
                 logger.debug("%s: URL expires within the margin; refreshing", self.key)
-                location = self._resolve(True)
-            self._location = location
-            return location
+                self._adopt(self._resolve(True))
+            return self._location
+
+    def _adopt(self, location: Location) -> None:
+        self._location, self._obtained_at = location, time.time()
 
     def _expiring(self, location: Location) -> bool:
-        return (
-            location.expires_at is not None
-            and location.expires_at - time.time() < self._settings.url_refresh_margin_s
-        )
+        """Within the refresh margin of its expiry. The margin is at most a quarter of the
+        lifetime we saw, so a short-lived URL is used before it is replaced (refreshing
+        before every request would spend the API's rate limit on nothing)."""
+        if location.expires_at is None:
+            return False
+        lifetime_s = max(0.0, location.expires_at - self._obtained_at)
+        margin_s = min(self._settings.url_refresh_margin_s, lifetime_s / 4)
+        return location.expires_at - time.time() < margin_s
 
     def _refresh_after_403(self, used: Location) -> None:
         """One refresh per rejected URL: readers that saw the 403 on it share the new one."""
         with self._location_lock:
             if self._location is None or self._location.url == used.url:
                 logger.info("%s: 403 from %s; refreshing its URL", self.key, redact_url(used.url))
-                self._location = self._resolve(True)
+                self._adopt(self._resolve(True))
 
     # ---- HTTP --------------------------------------------------------------------------
 
