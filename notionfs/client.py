@@ -45,7 +45,7 @@ from notionfs.models import (
 )
 from notionfs.ratelimit import TokenBucket
 
-__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE"]
+__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "UNREACHABLE_HOLD_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ _RETRY_READ_STATUSES = frozenset({500, 502, 503, 504})
 _SERVICE_OVERLOAD = 529  # Notion's "service_overload": always safe to retry
 # Failures where the request may never have reached the server, or the answer was lost.
 _RETRY_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# No connection could be made at all: Notion, or the way to it, is down.
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
+# A connection that fails twice in a row makes every call fail at once for this long, instead
+# of each spending its deadline on retries against a host that is not there: stale listings
+# are then served at once. The next call after the hold tries again, so recovery is automatic.
+UNREACHABLE_HOLD_S = 2.0
 # POSTs that only read: search and database / data source queries.
 _READ_POST_SUFFIXES = ("/query",)
 _READ_POST_PATHS = frozenset({"/v1/search"})
@@ -163,6 +169,7 @@ class NotionClient:
         }
         self._owns_http = http is None
         self._http = http if http is not None else self._build_http()
+        self._reach = _Reachability(clock)
 
     def _build_http(self) -> httpx.Client:
         return httpx.Client(
@@ -355,6 +362,7 @@ class NotionClient:
         read = _is_read(method, path)
         attempt = 0
         while True:
+            self._reach.check(self._host)
             self._take_token(started)
             outcome = self._attempt(method, path, body, params, read, attempt)
             if not isinstance(outcome, _Failure):
@@ -402,14 +410,23 @@ class NotionClient:
         try:
             response = self._send(method, path, body, params)
         except httpx.RequestError as exc:
-            self.stats.count_error("network_error", None)
-            error = NetworkError(f"cannot reach {self._host}: {type(exc).__name__}: {exc}")
-            error.__cause__ = exc  # httpx errors carry no headers, so no token
-            retryable = read and isinstance(exc, _RETRY_TRANSPORT_ERRORS)
-            return _Failure(error, self._backoff_s(attempt) if retryable else None)
+            return self._transport_failure(exc, read, attempt)
+        self._reach.reached(self._host)
         if response.is_success:
             return _json_object(response, path)
         return self._failure(response, read, attempt)
+
+    def _transport_failure(self, exc: httpx.RequestError, read: bool, attempt: int) -> _Failure:
+        self.stats.count_error("network_error", None)
+        error = NetworkError(f"cannot reach {self._host}: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc  # httpx errors carry no headers, so no token
+        retryable = read and isinstance(exc, _RETRY_TRANSPORT_ERRORS)
+        if isinstance(exc, _CONNECT_ERRORS):
+            # Tried once more (a blip), then the host counts as down for a while.
+            retryable = retryable and attempt == 0
+            if not retryable:
+                self._reach.unreachable(self._host, error)
+        return _Failure(error, self._backoff_s(attempt) if retryable else None)
 
     def _send(
         self,
@@ -483,6 +500,46 @@ class NotionClient:
         """Remove the token from text a server echoed back (an error message)."""
         token = self._settings.token
         return text.replace(token, "[redacted]") if token else text
+
+
+class _Reachability:
+    """Whether the API host answers connections; while it does not, calls fail at once."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down_until = float("-inf")
+        self._down_since: float | None = None
+
+    def check(self, host: str) -> None:
+        """Raise NetworkError without a request while the hold after a failure lasts."""
+        with self._lock:
+            now = self._clock()
+            if now >= self._down_until or self._down_since is None:
+                return
+            down_s, hold_s = now - self._down_since, self._down_until - now
+        raise NetworkError(
+            f"cannot reach {host}: down for {down_s:.1f} s; next attempt in {hold_s:.1f} s"
+        )
+
+    def unreachable(self, host: str, error: NetworkError) -> None:
+        with self._lock:
+            now = self._clock()
+            first = self._down_since is None
+            if first:
+                self._down_since = now
+            self._down_until = now + UNREACHABLE_HOLD_S
+        if first:
+            logger.warning("Notion API unreachable (%s); failing calls at once, retrying "
+                           "every %g s", error, UNREACHABLE_HOLD_S)
+
+    def reached(self, host: str) -> None:
+        with self._lock:
+            if self._down_since is None:
+                return
+            down_s = self._clock() - self._down_since
+            self._down_since, self._down_until = None, float("-inf")
+        logger.warning("Notion API at %s reachable again after %.1f s", host, down_s)
 
 
 # ---- module helpers -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notionfs.client import NotionClient
+from notionfs.client import UNREACHABLE_HOLD_S, NotionClient
 from notionfs.config import Settings
 from notionfs.errors import (
     ApiError,
@@ -581,12 +581,62 @@ def test_network_errors_retried_on_reads(failure: type[Exception]) -> None:
 
 def test_network_error_after_retries_names_the_host() -> None:
     api = FakeApi()
-    api.on("GET", f"/v1/pages/{PAGE_ID}", httpx.ConnectError)
+    api.on("GET", f"/v1/pages/{PAGE_ID}", httpx.ReadTimeout)
     client, _ = make_client(api, max_retries=2)
     with pytest.raises(NetworkError) as info:
         client.get_page(PAGE_ID)
     assert "api.test" in str(info.value)
     assert len(api.requests) == 3
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError, httpx.ConnectTimeout])
+def test_unreachable_api_fails_fast_then_recovers(
+    failure: type[Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A host refusing connections is tried twice; then calls fail without a request
+    until the hold passes, and the first call after it reaches Notion again."""
+    api = FakeApi()
+    api.on("GET", f"/v1/pages/{PAGE_ID}", failure)
+    client, fake = make_client(api, max_retries=6, op_deadline_s=30.0)
+    with pytest.raises(NetworkError):
+        client.get_page(PAGE_ID)
+    assert len(api.requests) == 2
+    slept = sum(fake.sleeps)
+    assert slept <= 0.5  # one short backoff, not a deadline's worth of retries
+    for _ in range(5):
+        with pytest.raises(NetworkError, match="down for"):
+            client.get_page(PAGE_ID)
+    assert len(api.requests) == 2
+    assert sum(fake.sleeps) == slept
+    api.on("GET", f"/v1/pages/{PAGE_ID}", ok(page_json()))
+    fake.now += UNREACHABLE_HOLD_S
+    assert client.get_page(PAGE_ID).id == PAGE_ID
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
+
+
+def test_unreachable_hold_is_shared_by_threads() -> None:
+    api = FakeApi()
+    api.on("GET", f"/v1/pages/{PAGE_ID}", httpx.ConnectError)
+    client, _ = make_client(api)
+    with pytest.raises(NetworkError):
+        client.get_page(PAGE_ID)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.get_page(PAGE_ID)
+        except NetworkError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 8
+    assert len(api.requests) == 2
 
 
 def test_network_error_not_retried_on_writes() -> None:
