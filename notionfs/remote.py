@@ -39,6 +39,7 @@ import httpx
 from .blockcache import BlockCache, FileReader
 from .config import Settings
 from .errors import (
+    DeadlineExceeded,
     FileHostError,
     NetworkError,
     NotionFSError,
@@ -156,6 +157,7 @@ class RemoteFile:
         self._size = known_size
         self._size_lock = threading.Lock()
         self._probe_flight: concurrent.futures.Future[int] | None = None
+        self._probe_started = 0.0  # monotonic start of the probe in flight
         self._location_lock = threading.Lock()
         self._location: Location | None = None
         self._obtained_at = 0.0  # when the current location was handed to us
@@ -175,8 +177,10 @@ class RemoteFile:
             flight, owner = self._probe_flight, self._probe_flight is None
             if flight is None:
                 flight = self._probe_flight = concurrent.futures.Future()
+                self._probe_started = time.monotonic()
+            started = self._probe_started
         if not owner:
-            return flight.result()
+            return self._join_probe(flight, started)
         try:
             size = self._probe()
         except BaseException as exc:
@@ -189,6 +193,20 @@ class RemoteFile:
         finally:
             with self._size_lock:
                 self._probe_flight = None  # a failed probe is tried again by the next caller
+
+    def _join_probe(self, flight: concurrent.futures.Future[int], started: float) -> int:
+        """Wait for another caller's probe, within the deadline counted from its start.
+
+        Probes start together when a directory is listed; counting each waiter's deadline
+        from the probe's start lets `ls -l` over a stalled host fail once, not once per file.
+        """
+        remaining_s = self._settings.op_deadline_s - (time.monotonic() - started)
+        try:
+            return flight.result(timeout=max(0.0, remaining_s))
+        except concurrent.futures.TimeoutError:
+            raise DeadlineExceeded(
+                f"{self.key}: size probe unanswered for {time.monotonic() - started:.1f} s"
+            ) from None
 
     def read(self, offset: int, size: int) -> bytes:
         """Random access through the cache, no read-ahead; short at EOF, b"" past it."""
