@@ -7,19 +7,25 @@ asks for the bytes it needs; a block that only partly covers them is extended by
 just the missing part, so a probed head is never fetched twice and a random 256 KiB read
 costs about 256 KiB, not a whole block.
 
-Contiguous missing blocks are fetched with one ranged request (``RangeFetcher``) and split as
-the bytes stream in, so a reader waiting for the first block of a large read-ahead does not
-wait for the last. Each claimed block is a *flight*: other readers of that block wait for it
-(single flight), see its error if it fails, and a failed block is never cached. Bytes being
-fetched are reserved against the capacity, so cached + in-flight bytes never exceed it (a
-demand read larger than half the capacity is the one exception: it is served anyway).
+Contiguous missing blocks are fetched with one ranged request (``RangeFetcher``), a *run*,
+split into blocks as the bytes stream in: a reader waiting for the first block of a large
+read-ahead does not wait for the last. An extent keeps the pieces as they arrived instead
+of joining them: a read copies its bytes once, and no block-sized buffer is allocated
+(fresh large allocations cost page faults on every block).
+
+Each claimed block is a *flight*: other readers of that block join it (single flight), see
+its error if it fails, and a failed block is never cached. Bytes being fetched are reserved
+against the capacity, so cached + in-flight bytes never exceed it (a demand read larger
+than half the capacity is the one exception: it is served anyway).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import logging
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -35,8 +41,73 @@ logger = logging.getLogger(__name__)
 RangeFetcher = Callable[[int, int], Iterator[bytes]]
 """``fetch(start, end)`` yields the bytes of ``[start, end)`` in order, exactly that many."""
 
-# (offset of the first cached byte inside the block, the cached bytes)
-_Extent = tuple[int, bytes]
+# Pieces smaller than this are joined while a block streams in: slow links deliver tiny ones.
+_SMALL_PIECE_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Extent:
+    """Bytes ``[lo, hi)`` of one block (offsets inside the block), as a list of pieces."""
+
+    lo: int
+    parts: tuple[bytes, ...]
+    ends: tuple[int, ...]  # running totals of the parts' lengths
+
+    @property
+    def size_bytes(self) -> int:
+        return self.ends[-1]
+
+    @property
+    def hi(self) -> int:
+        return self.lo + self.ends[-1]
+
+    def views(self, lo: int, hi: int) -> Iterator[bytes | memoryview]:
+        """Bytes ``[lo, hi)`` (inside this extent) without copying: whole parts or views."""
+        pos, stop = lo - self.lo, hi - self.lo
+        index = bisect_right(self.ends, pos)
+        start = self.ends[index - 1] if index else 0
+        while pos < stop:
+            part, end = self.parts[index], self.ends[index]
+            a, b = pos - start, min(stop, end) - start
+            yield part if a == 0 and b == len(part) else memoryview(part)[a:b]
+            pos, start, index = end, end, index + 1
+
+    def pieces(self, lo: int, hi: int) -> list[bytes]:
+        """Like views, as bytes: a part cut short is copied, so it does not pin the whole."""
+        return [v if isinstance(v, bytes) else bytes(v) for v in self.views(lo, hi)]
+
+
+def _extent(lo: int, parts: list[bytes]) -> _Extent:
+    return _Extent(lo, tuple(parts), tuple(itertools.accumulate(len(p) for p in parts)))
+
+
+class _Pieces:
+    """One block's bytes as they stream in; tiny pieces are joined, large ones kept as is."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self._small: list[bytes] = []
+        self._small_bytes = 0
+
+    def add(self, piece: bytes) -> None:
+        if len(piece) >= _SMALL_PIECE_BYTES:
+            self._flush()
+            self.parts.append(piece)
+            return
+        self._small.append(piece)
+        self._small_bytes += len(piece)
+        if self._small_bytes >= _SMALL_PIECE_BYTES:
+            self._flush()
+
+    def take(self) -> list[bytes]:
+        self._flush()
+        parts, self.parts = self.parts, []
+        return parts
+
+    def _flush(self) -> None:
+        if self._small:
+            self.parts.append(b"".join(self._small))
+            self._small, self._small_bytes = [], 0
 
 
 @dataclass(frozen=True)
@@ -64,23 +135,30 @@ class _LRU(LRUCache[tuple[str, int], _Extent]):
 
 
 def _extent_size(extent: _Extent) -> int:
-    return len(extent[1])
+    return extent.size_bytes
 
 
 class _Flight:
-    """One block being fetched. Settled exactly once: extent, error, or neither (abandoned)."""
+    """One block being fetched by a run; settled once: extent, error, or neither (abandoned)."""
 
-    __slots__ = ("done", "extent", "error")
+    __slots__ = ("run", "position", "extent", "error")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.run: _Run | None = None  # None once settled
+        self.position = 0  # index of this block's claim in the run
         self.extent: _Extent | None = None
         self.error: BaseException | None = None
+
+    def wait(self) -> None:
+        """Until settled: wait for the run's puller, or pull when nobody does."""
+        run = self.run
+        if run is not None:
+            run.pull(self.position)
 
 
 @dataclass(slots=True)
 class _Claim:
-    """A block this thread fetches: bytes ``[lo, hi)`` of it, merged into ``base``."""
+    """A block a run fetches: bytes ``[lo, hi)`` of it, merged into ``base``."""
 
     index: int
     lo: int
@@ -88,17 +166,28 @@ class _Claim:
     base: _Extent | None
     flight: _Flight
     prefetch: bool
+    reserved_bytes: int  # what it adds to the cache at most: the new bytes and the base
+
+
+def _is_set(event: threading.Event | None) -> bool:
+    return event is not None and event.is_set()
+
+
+def _claim_bytes(base: _Extent | None, lo: int, hi: int) -> int:
+    """What fetching ``[lo, hi)`` onto ``base`` may add to the cache: the base may be
+    evicted while the bytes arrive, and come back merged with them."""
+    return hi - lo + (base.size_bytes if base is not None else 0)
 
 
 def _covers(extent: _Extent | None, lo: int, hi: int) -> bool:
-    return extent is not None and extent[0] <= lo and hi <= extent[0] + len(extent[1])
+    return extent is not None and extent.lo <= lo and hi <= extent.hi
 
 
 def _missing(extent: _Extent | None, lo: int, hi: int) -> tuple[int, int]:
     """The bytes to fetch so that ``extent`` merged with them covers ``[lo, hi)``."""
     if extent is None:
         return lo, hi
-    have_lo, have_hi = extent[0], extent[0] + len(extent[1])
+    have_lo, have_hi = extent.lo, extent.hi
     if have_lo <= lo <= have_hi:
         return have_hi, hi  # extend the cached bytes forward (a probed head, a sequential read)
     if lo < have_lo <= hi <= have_hi:
@@ -106,23 +195,134 @@ def _missing(extent: _Extent | None, lo: int, hi: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _merge(base: _Extent | None, lo: int, data: bytes) -> _Extent:
-    """``data`` (at ``lo``) joined with ``base`` when they touch; otherwise ``data`` alone."""
-    if base is None:
-        return lo, data
-    base_lo, base_data = base
-    base_hi, hi = base_lo + len(base_data), lo + len(data)
-    if hi < base_lo or lo > base_hi:
-        return lo, data  # disjoint: one extent per block, keep the newest
-    parts: list[bytes | memoryview] = []
-    if base_lo < lo:
-        parts.append(memoryview(base_data)[: lo - base_lo])
-    parts.append(data)
-    if base_hi > hi:
-        parts.append(memoryview(base_data)[hi - base_lo :])
-    if len(parts) == 1:
-        return lo, data
-    return min(lo, base_lo), b"".join(parts)
+def _merge(base: _Extent | None, lo: int, parts: list[bytes]) -> _Extent:
+    """``parts`` (from ``lo``) joined with ``base`` when they touch; otherwise alone."""
+    new = _extent(lo, parts)
+    if base is None or new.hi < base.lo or lo > base.hi:
+        return new  # disjoint: one extent per block, keep the newest
+    merged = base.pieces(base.lo, lo) if base.lo < lo else []
+    merged += parts
+    if base.hi > new.hi:
+        merged += base.pieces(new.hi, base.hi)
+    return _extent(min(lo, base.lo), merged)
+
+
+class _Run:
+    """Adjacent claimed blocks fetched with one ranged request, split as the bytes arrive.
+
+    One thread at a time receives (the *puller*: the reader that claimed the blocks, or a
+    read-ahead worker). Others needing a block of the run wait for that block only, woken
+    as each block completes; if the puller stops short of their block (it needed only the
+    first ones, or was abandoned), a waiter becomes the puller: no block waits for nobody.
+    """
+
+    def __init__(
+        self,
+        cache: BlockCache,
+        key: str,
+        claims: list[_Claim],
+        fetch: RangeFetcher,
+        cancelled: threading.Event | None,
+    ) -> None:
+        self._cache = cache
+        self._key = key
+        self.claims = claims
+        self._fetch = fetch
+        self._cancelled = cancelled
+        block = cache.block_size_bytes
+        self.start = claims[0].index * block + claims[0].lo
+        self.end = claims[-1].index * block + claims[-1].hi
+        self._cond = threading.Condition()
+        self._busy = False  # a puller is receiving
+        self._abandon = False
+        self._chunks: Iterator[bytes] | None = None
+        self._pieces = _Pieces()
+        self._have = 0  # bytes of the current claim received
+        self._received = 0
+        self.done = 0  # claims completed
+        self.finished = False
+        for position, claim in enumerate(claims):
+            claim.flight.run, claim.flight.position = self, position
+
+    def pull(self, position: int) -> None:
+        """Until claim ``position`` is settled: wait for the puller, or be it.
+
+        The puller's errors propagate to it; waiters find them on their flights.
+        """
+        with self._cond:
+            while self._busy and not self._settled(position):
+                self._cond.wait()
+            if self._settled(position):
+                return
+            self._busy = True
+        try:
+            while not self._settled(position) and not _is_set(self._cancelled):
+                self._step()
+        finally:
+            with self._cond:
+                if (self._abandon or _is_set(self._cancelled)) and not self.finished:
+                    self._finish(None)
+                self._busy = False
+                self._cond.notify_all()
+
+    def abandon(self) -> None:
+        """End the run, now or when its puller is done with the block it needs."""
+        with self._cond:
+            self._abandon = True
+            if not self._busy and not self.finished:
+                self._finish(None)
+                self._cond.notify_all()
+
+    def _settled(self, position: int) -> bool:
+        return self.finished or self.done > position
+
+    def _step(self) -> None:
+        """Receive one chunk (as the puller)."""
+        try:
+            if self._chunks is None:
+                self._cache._count_fetch()
+                self._chunks = self._fetch(self.start, self.end)
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                raise ResponseMismatch(
+                    f"body ended after {self._received} of {self.end - self.start} bytes"
+                )
+            self._take(chunk)
+        except BaseException as exc:
+            if not self.finished:
+                self._finish(exc)
+            raise
+
+    def _take(self, chunk: bytes) -> None:
+        """Split a chunk into the run's blocks, completing each one as it fills."""
+        chunk = chunk if type(chunk) is bytes else bytes(chunk)
+        self._received += len(chunk)
+        pos, claims = 0, self.claims
+        while pos < len(chunk) and self.done < len(claims):
+            claim = claims[self.done]
+            want = claim.hi - claim.lo
+            take = min(len(chunk) - pos, want - self._have)
+            self._pieces.add(chunk if take == len(chunk) else chunk[pos : pos + take])
+            pos, self._have = pos + take, self._have + take
+            if self._have == want:
+                self._cache._complete(self._key, claim, self._pieces.take())
+                with self._cond:
+                    self.done, self._have = self.done + 1, 0
+                    self._cond.notify_all()
+        if self.done == len(claims):
+            self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        """Close the transfer and settle what it did not complete (by the puller, or idle)."""
+        self.finished = True
+        chunks, self._chunks = self._chunks, None
+        try:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # a generator closes its HTTP response
+        finally:
+            self._cache._settle(self._key, self.claims[self.done :], error, self._received)
+            self.claims = []  # a finished run must not keep its blocks' bytes alive
 
 
 class BlockCache:
@@ -165,7 +365,7 @@ class BlockCache:
 
     @property
     def reserved_bytes(self) -> int:
-        """Bytes claimed by fetches still streaming in."""
+        """Bytes claimed by fetches not complete yet."""
         with self._lock:
             return self._reserved_bytes
 
@@ -195,20 +395,14 @@ class BlockCache:
         pending = list(range(first, last + 1))
         first_pass = True
         while pending:
-            claims, waits = self._plan(
-                key, pending, (offset, end, fetch_end), got, count=first_pass
-            )
+            runs, waits = self._plan(key, pending, (offset, end, fetch_end), got, fetch, first_pass)
             first_pass = False
-            self._fetch_claims(key, claims, fetch, None)
-            for claim in claims:
-                assert claim.flight.extent is not None
-                got[claim.index] = claim.flight.extent
+            self._pull_all(runs)
             for index, flight in waits:
-                flight.done.wait()
+                flight.wait()
                 if flight.error is not None:
                     raise flight.error
-                lo, hi = self._need(index, offset, end)
-                if _covers(flight.extent, lo, hi):
+                if _covers(flight.extent, *self._need(index, offset, end)):
                     assert flight.extent is not None
                     got[index] = flight.extent
             # Blocks whose flight fetched other bytes, or was abandoned, go round again.
@@ -224,29 +418,12 @@ class BlockCache:
         fetch: RangeFetcher,
         cancelled: threading.Event | None = None,
     ) -> None:
-        """Bring ``[start, end)`` into the cache; blocks cached or in flight are skipped.
+        """Bring ``[start, end)`` into the cache now; blocks cached or in flight are skipped.
 
         Best effort: claims stop at the read-ahead budget, and setting ``cancelled`` stops
         the transfer at its next chunk (blocks completed stay; readers fetch the rest).
         """
-        end = min(end, file_size)
-        if start >= end:
-            return
-        claims: list[_Claim] = []
-        with self._lock:
-            for index in range(
-                start // self.block_size_bytes, (end - 1) // self.block_size_bytes + 1
-            ):
-                lo, hi = self._need(index, start, end)
-                extent = self._lru.get((key, index))
-                if _covers(extent, lo, hi) or (key, index) in self._flights:
-                    continue
-                lo, hi = _missing(extent, lo, hi)
-                if self._prefetch_reserved_bytes + hi - lo > self.prefetch_budget_bytes:
-                    logger.debug("read-ahead of %s trimmed at block %d: budget spent", key, index)
-                    break
-                claims.append(self._claim(key, index, lo, hi, extent, prefetch=True))
-        self._fetch_claims(key, claims, fetch, cancelled)
+        self._pull_all(self._claim_ahead(key, file_size, start, end, fetch, cancelled))
 
     def store(self, key: str, offset: int, data: bytes) -> None:
         """Keep bytes fetched elsewhere (a size probe's head); blocks in flight are left alone."""
@@ -260,7 +437,14 @@ class BlockCache:
             with self._lock:
                 if (key, index) in self._flights:
                     continue
-                self._insert(key, index, _merge(self._lru.get((key, index)), lo, piece))
+                self._insert(key, index, _merge(self._lru.get((key, index)), lo, [piece]))
+
+    def discard(self, key: str, first: int, end: int) -> None:
+        """Forget blocks ``first`` .. ``end - 1`` of ``key`` (those in flight are kept)."""
+        with self._lock:
+            for index in range(first, end):
+                if (key, index) not in self._flights:
+                    self._lru.pop((key, index), None)
 
     # ---- shared read-ahead pool ----------------------------------------------------------
 
@@ -296,11 +480,12 @@ class BlockCache:
         pending: list[int],
         span: tuple[int, int, int],
         got: dict[int, _Extent],
-        *,
+        fetch: RangeFetcher,
         count: bool,
-    ) -> tuple[list[_Claim], list[tuple[int, _Flight]]]:
-        """Under the lock: take cached blocks, join flights, claim the rest for this thread.
+    ) -> tuple[list[_Run], list[tuple[int, _Flight]]]:
+        """Under the lock: take cached blocks, claim missing ones in runs for this thread.
 
+        Returns the new runs and every flight to see through (joined ones and our own).
         ``span`` is (start, end, fetch_end): the bytes needed, and how far a fetch may go.
         """
         start, end, fetch_end = span
@@ -321,8 +506,51 @@ class BlockCache:
                     waits.append((index, flight))
                 else:
                     lo, hi = _missing(extent, lo, self._need(index, start, fetch_end)[1])
-                    claims.append(self._claim(key, index, lo, hi, extent, prefetch=False))
-        return claims, waits
+                    claim = self._claim(key, index, lo, hi, extent, prefetch=False)
+                    claims.append(claim)
+                    waits.append((index, claim.flight))
+            runs = [_Run(self, key, run, fetch, None) for run in self._runs(claims)]
+        return runs, waits
+
+    def _claim_ahead(
+        self,
+        key: str,
+        file_size: int,
+        start: int,
+        end: int,
+        fetch: RangeFetcher,
+        cancelled: threading.Event | None,
+    ) -> list[_Run]:
+        """Claim the missing blocks of ``[start, end)`` within the read-ahead budget."""
+        end = min(end, file_size)
+        if start >= end:
+            return []
+        claims: list[_Claim] = []
+        block = self.block_size_bytes
+        with self._lock:
+            for index in range(start // block, (end - 1) // block + 1):
+                lo, hi = self._need(index, start, end)
+                extent = self._lru.get((key, index))
+                if _covers(extent, lo, hi) or (key, index) in self._flights:
+                    continue
+                lo, hi = _missing(extent, lo, hi)
+                if self._prefetch_reserved_bytes + _claim_bytes(extent, lo, hi) > (
+                    self.prefetch_budget_bytes
+                ):
+                    logger.debug("read-ahead of %s trimmed at block %d: budget spent", key, index)
+                    break
+                claims.append(self._claim(key, index, lo, hi, extent, prefetch=True))
+            return [_Run(self, key, run, fetch, cancelled) for run in self._runs(claims)]
+
+    def _pull_all(self, runs: list[_Run]) -> None:
+        """Pull each run to its end; if one fails, the rest are abandoned, not left claimed."""
+        for number, run in enumerate(runs):
+            try:
+                run.pull(len(run.claims) - 1)
+            except BaseException:
+                for later in runs[number + 1 :]:
+                    later.abandon()
+                raise
 
     def _claim(
         self, key: str, index: int, lo: int, hi: int, base: _Extent | None, *, prefetch: bool
@@ -330,16 +558,17 @@ class BlockCache:
         """Register a flight and reserve its bytes (lock held)."""
         flight = _Flight()
         self._flights[(key, index)] = flight
-        self._reserved_bytes += hi - lo
+        reserved = _claim_bytes(base, lo, hi)
+        self._reserved_bytes += reserved
         if prefetch:
-            self._prefetch_reserved_bytes += hi - lo
+            self._prefetch_reserved_bytes += reserved
         self._make_room(0)
-        return _Claim(index, lo, hi, base, flight, prefetch)
+        return _Claim(index, lo, hi, base, flight, prefetch, reserved)
 
     def _release(self, claim: _Claim) -> None:
-        self._reserved_bytes -= claim.hi - claim.lo
+        self._reserved_bytes -= claim.reserved_bytes
         if claim.prefetch:
-            self._prefetch_reserved_bytes -= claim.hi - claim.lo
+            self._prefetch_reserved_bytes -= claim.reserved_bytes
 
     def _make_room(self, size_bytes: int) -> None:
         """Evict least recently used blocks until ``size_bytes`` more fit (lock held)."""
@@ -349,7 +578,7 @@ class BlockCache:
 
     def _insert(self, key: str, index: int, extent: _Extent) -> None:
         self._lru.pop((key, index), None)
-        self._make_room(len(extent[1]))
+        self._make_room(extent.size_bytes)
         self._lru[(key, index)] = extent
 
     def _runs(self, claims: list[_Claim]) -> list[list[_Claim]]:
@@ -368,107 +597,42 @@ class BlockCache:
             runs.append([claim])
         return runs
 
-    def _fetch_claims(
-        self,
-        key: str,
-        claims: list[_Claim],
-        fetch: RangeFetcher,
-        cancelled: threading.Event | None,
-    ) -> None:
-        """Fetch every claim; whatever happens, each flight is settled before returning."""
-        runs = self._runs(claims)
-        for number, run in enumerate(runs):
-            try:
-                self._fetch_run(key, run, fetch, cancelled)
-            except BaseException:
-                for later in runs[number + 1 :]:
-                    self._settle(key, later, None, 0)  # not attempted: waiters fetch it
-                raise
-
-    def _fetch_run(
-        self,
-        key: str,
-        run: list[_Claim],
-        fetch: RangeFetcher,
-        cancelled: threading.Event | None,
-    ) -> None:
-        """One request for a run of claims, completing each block as its last byte arrives."""
-        block = self.block_size_bytes
-        start, end = run[0].index * block + run[0].lo, run[-1].index * block + run[-1].hi
+    def _count_fetch(self) -> None:
         with self._lock:
             self._fetches += 1
-        done = received = 0
-        error: BaseException | None = None
-        try:
-            chunks = fetch(start, end)
-            try:
-                pieces: list[memoryview] = []
-                have, want = 0, run[0].hi - run[0].lo
-                for chunk in chunks:
-                    received += len(chunk)
-                    view = memoryview(chunk)
-                    while view and done < len(run):
-                        take = min(len(view), want - have)
-                        pieces.append(view[:take])
-                        view, have = view[take:], have + take
-                        if have == want:
-                            self._complete(key, run[done], b"".join(pieces))
-                            done, pieces, have = done + 1, [], 0
-                            if done < len(run):
-                                want = run[done].hi - run[done].lo
-                    if done == len(run) or (cancelled is not None and cancelled.is_set()):
-                        break
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()  # a generator closes its HTTP response
-            if done < len(run) and not (cancelled is not None and cancelled.is_set()):
-                raise ResponseMismatch(f"body ended after {received} of {end - start} bytes")
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._settle(key, run[done:], error, received)
 
-    def _complete(self, key: str, claim: _Claim, data: bytes) -> None:
-        extent = _merge(claim.base, claim.lo, data)
+    def _complete(self, key: str, claim: _Claim, parts: list[bytes]) -> None:
+        extent = _merge(claim.base, claim.lo, parts)
+        flight = claim.flight
         with self._lock:
             self._release(claim)
             self._insert(key, claim.index, extent)
             del self._flights[(key, claim.index)]
-            claim.flight.extent = extent
-        claim.flight.done.set()
+            flight.extent, flight.run = extent, None
 
     def _settle(
         self, key: str, claims: list[_Claim], error: BaseException | None, received: int
     ) -> None:
-        """End flights that got no bytes: with ``error``, or abandoned when it is None."""
+        """End a run: flights it did not complete fail with ``error`` or are abandoned."""
         with self._lock:
             self._bytes_fetched += received
             for claim in claims:
                 self._release(claim)
                 del self._flights[(key, claim.index)]
-                claim.flight.error = error
-        for claim in claims:
-            claim.flight.done.set()
+                flight = claim.flight
+                flight.error, flight.run = error, None
 
     def _assemble(
         self, got: dict[int, _Extent], first: int, last: int, offset: int, end: int
     ) -> bytes:
-        """The answer, copied once (not at all when it is exactly one cached extent)."""
-        block = self.block_size_bytes
-        if first == last:
-            lo, data = got[first]
-            a, b = offset - first * block - lo, end - first * block - lo
-            return data if a == 0 and b == len(data) else data[a:b]
-        parts: list[memoryview] = []
+        """The answer, copied once (not at all when it is exactly one cached piece)."""
+        views: list[bytes | memoryview] = []
         for index in range(first, last + 1):
-            lo, data = got[index]
-            block_start = index * block
-            a = max(offset, block_start) - block_start - lo
-            b = min(end, block_start + block) - block_start - lo
-            parts.append(memoryview(data)[a:b])
-        return b"".join(parts)
+            lo, hi = self._need(index, offset, end)
+            views.extend(got[index].views(lo, hi))
+        if len(views) == 1 and isinstance(views[0], bytes):
+            return views[0]
+        return b"".join(views)
 
 
 class ReadaheadPolicy:
@@ -497,6 +661,10 @@ class ReadaheadPolicy:
     def streaming(self) -> bool:
         """True once the current run is sequential enough to be read ahead."""
         return self._ahead_until is not None
+
+    def left_behind(self) -> int | None:
+        """While streaming: the offset before which the run will not read again."""
+        return self._run_end - self._tolerance_bytes if self.streaming else None
 
     def on_read(self, offset: int, end: int, file_size: int) -> tuple[bool, list[tuple[int, int]]]:
         """Record a read of ``[offset, end)``: (was it a seek?, ranges to fetch ahead now)."""
@@ -564,6 +732,7 @@ class FileReader:
         self._cancelled = threading.Event()
         self._pending: list[concurrent.futures.Future[None]] = []
         self._closed = False
+        self._drop_from = 0  # first block of the current run not yet dropped behind it
 
     @property
     def size(self) -> int:
@@ -594,11 +763,28 @@ class FileReader:
             seeked, chunks = self._policy.on_read(offset, end, self._size)
             if seeked:
                 self._cancel_pending()
+                self._drop_from = offset // self._cache.block_size_bytes
             self._pending = [f for f in self._pending if not f.done()]
             for start, stop in chunks:
                 for piece in range(start, stop, self._max_request_bytes):
                     self._submit(piece, min(piece + self._max_request_bytes, stop))
+            self._drop_behind()
             return self._policy.streaming
+
+    def _drop_behind(self) -> None:
+        """Free blocks a streaming run has passed: their memory serves the next blocks.
+
+        The kernel's page cache keeps what was read; keeping it here too would only grow
+        the heap (fresh pages are costly) and evict blocks other readers still need. The
+        file's first block stays: its header is what file managers come back for.
+        """
+        behind = self._policy.left_behind()
+        if behind is None:
+            return
+        upto = behind // self._cache.block_size_bytes
+        if upto > self._drop_from:
+            self._cache.discard(self._key, max(self._drop_from, 1), upto)
+            self._drop_from = upto
 
     def _submit(self, start: int, end: int) -> None:
         assert self._executor is not None
@@ -609,7 +795,7 @@ class FileReader:
         self._pending.append(future)
 
     def _cancel_pending(self) -> None:
-        """Drop queued read-ahead and stop the running one after its current block."""
+        """Drop queued read-ahead and stop the running one at its next chunk."""
         self._cancelled.set()
         self._cancelled = threading.Event()
         for future in self._pending:
@@ -617,7 +803,11 @@ class FileReader:
         self._pending = []
 
     def _prefetch(self, start: int, end: int, cancelled: threading.Event) -> None:
-        if cancelled.is_set():
+        # The reader may have got past the start while this waited in the queue: what it
+        # left behind is not fetched again (it is dropped from the cache already).
+        behind = self._policy.left_behind() or 0
+        start = max(start, behind - behind % self._cache.block_size_bytes)
+        if cancelled.is_set() or start >= end:
             return
         try:
             self._cache.prefetch(self._key, self._size, start, end, self._fetch, cancelled)

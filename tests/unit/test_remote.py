@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from notionfs import remote as remote_module
 from notionfs.blockcache import BlockCache
 from notionfs.config import Settings
 from notionfs.errors import (
@@ -160,6 +161,8 @@ class FakeHost:
 class Resolver:
     """What the tree supplies: the listing's location, or a fresh one when forced."""
 
+    now = staticmethod(time.time)
+
     def __init__(
         self, host: FakeHost, path: str, *, expires_in_s: float = 3600, external: bool = False
     ) -> None:
@@ -171,7 +174,7 @@ class Resolver:
     def make(self) -> Location:
         if self.external:
             return Location(f"{EXTERNAL}/{self.path}", None, external=True)
-        return Location(self.host.sign(self.path), time.time() + self.expires_in_s)
+        return Location(self.host.sign(self.path), self.now() + self.expires_in_s)
 
     def __call__(self, force: bool) -> Location:
         with self.lock:
@@ -354,15 +357,53 @@ def test_reader_without_executor_uses_the_caches_pool(host: FakeHost) -> None:
 # ---- URL refresh --------------------------------------------------------------------------
 
 
-def test_url_close_to_expiry_is_refreshed_before_use(host: FakeHost) -> None:
-    data = pattern(MiB)
-    host.files["a.bin"] = data
-    resolver = Resolver(host, "a.bin", expires_in_s=30)  # inside the 60 s margin
-    stale_url = resolver.location.url
-    remote, _ = make_remote(host, "a.bin", resolver=resolver)
+class FakeClock:
+    """Stands in for the time module inside notionfs.remote: the test moves time on."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(remote_module, "time", fake)
+    monkeypatch.setattr(Resolver, "now", staticmethod(fake.time))
+    return fake
+
+
+def test_url_is_refreshed_when_it_enters_the_margin(host: FakeHost, clock: FakeClock) -> None:
+    data = pattern(4 * MiB)
+    remote, resolver = make_remote(host, "a.bin", data, known_size=len(data))
+    first_url = resolver.location.url
     assert remote.read(0, 100) == data[:100]
+    clock.now += 3600 - 61  # 61 s left: outside the 60 s margin
+    assert remote.read(MiB, 100) == data[MiB : MiB + 100]
+    assert resolver.forced == 0
+    clock.now += 2  # 59 s left
+    assert remote.read(2 * MiB, 100) == data[2 * MiB : 2 * MiB + 100]
     assert resolver.forced == 1
-    assert all(str(r.url) != stale_url for r in host.requests)
+    assert [str(r.url) == first_url for r in host.requests] == [True, True, False]
+
+
+def test_short_lived_url_is_used_before_it_is_replaced(host: FakeHost, clock: FakeClock) -> None:
+    data = pattern(4 * MiB)
+    host.files["a.bin"] = data
+    resolver = Resolver(host, "a.bin", expires_in_s=8)  # far less than the 60 s margin
+    remote, _ = make_remote(host, "a.bin", resolver=resolver, known_size=len(data))
+    assert remote.read(0, 100) == data[:100]
+    clock.now += 5  # 3 s left, more than a quarter of its 8 s
+    assert remote.read(MiB, 100) == data[MiB : MiB + 100]
+    assert resolver.forced == 0
+    clock.now += 2  # 1 s left
+    assert remote.read(2 * MiB, 100) == data[2 * MiB : 2 * MiB + 100]
+    assert resolver.forced == 1
 
 
 def test_fresh_url_is_not_refreshed(host: FakeHost) -> None:
