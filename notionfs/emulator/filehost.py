@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http import HTTPStatus
@@ -190,15 +190,25 @@ class FileHostFaults:
     ``stall_s`` or, when ``stall_s`` is 0, until ``reset()`` or ``stop()``.
     ``error_status`` answers that fraction (``error_rate``, default all) of GETs with that
     status, drawn from a PRNG seeded with ``seed`` so a sequential test is reproducible.
+    ``stall_rate`` and ``cut_rate`` likewise pick the fraction of responses that stall or
+    are cut (default all).
+
+    ``external_urls`` maps a file id to the URL its external file object carries instead of
+    this host's (``file:///etc/passwd``, ``ftp://...``: what a Notion user may paste).
+    ``redirects`` maps a file id to a ``Location``: every request for that file answers 302.
     """
 
     stall_s: float = 0.0
     stall_after_bytes: int | None = None
+    stall_rate: float = 1.0
     cut_after_bytes: int | None = None
+    cut_rate: float = 1.0
     ignore_range: bool = False
     error_status: int | None = None
     error_rate: float = 1.0
     wrong_content_length: bool = False
+    external_urls: dict[str, str] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     _mints: _MintCounter = field(default_factory=_MintCounter, init=False, repr=False)
     _revoked_below: int = field(default=0, init=False, repr=False)
@@ -215,23 +225,41 @@ class FileHostFaults:
     def _is_revoked(self, mint_number: int) -> bool:
         return mint_number < self._revoked_below
 
+    def _draw(self, rate: float) -> bool:
+        """True for ``rate`` of the calls; a rate of 1 or more draws nothing from the PRNG."""
+        if rate >= 1.0:
+            return True
+        with self._lock:
+            return self._rng.random() < rate
+
     def _draw_error(self) -> int | None:
         status = self.error_status
         if status is None:
             return None
-        with self._lock:
-            hit = self._rng.random() < self.error_rate
-        return status if hit else None
+        return status if self._draw(self.error_rate) else None
 
     def _body_view(self) -> _BodyFaults:
+        stalls = self.stall_s > 0 or self.stall_after_bytes is not None
+        stalled = stalls and self._draw(self.stall_rate)
+        cut = self.cut_after_bytes is not None and self._draw(self.cut_rate)
         return _BodyFaults(
-            self.stall_s, self.stall_after_bytes, self.cut_after_bytes, self.wrong_content_length
+            self.stall_s if stalled else 0.0,
+            self.stall_after_bytes if stalled else None,
+            self.cut_after_bytes if cut else None,
+            self.wrong_content_length,
         )
+
+    def _redirect_for(self, segments: list[str]) -> str | None:
+        """The Location a request for this path is sent to, when a redirect is set."""
+        if len(segments) != 4 or not self.redirects:
+            return None
+        return self.redirects.get(unquote(segments[2]))
 
     def _reset(self) -> None:
         for spec in fields(self):
             if spec.init:
-                setattr(self, spec.name, spec.default)
+                fresh = spec.default_factory() if spec.default is MISSING else spec.default
+                setattr(self, spec.name, fresh)
         with self._lock:
             self._rng.seed(self.seed)
         self._revoked_below = 0
@@ -553,6 +581,9 @@ class FileHost:
 
     def external_url(self, spec: FileSpec) -> str:
         """A stable unsigned URL (HEAD allowed), as for ``{"type": "external"}`` files."""
+        override = self.faults.external_urls.get(spec.id)
+        if override is not None:
+            return override
         if not self.base_url:
             raise RuntimeError("external_url() needs a started file host")
         return f"{self.base_url}/{_EXTERNAL_PREFIX}/{spec.id}/{_uri_encode(spec.name)}"
@@ -588,6 +619,9 @@ class FileHost:
             if status is not None:
                 return _error(request, status, *_fault_error(status))
         segments = request.path.split("/")
+        location = self.faults._redirect_for(segments)
+        if location is not None:
+            return _Response(302, [("Location", location)], _Body(0, data=memoryview(b"")))
         if len(segments) > 1 and segments[1] == _EXTERNAL_PREFIX:
             return self._respond_external(request, segments)
         return self._respond_signed(request, segments)

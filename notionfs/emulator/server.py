@@ -6,6 +6,7 @@ import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +76,14 @@ class _ApiServer(ThreadingHTTPServer):
         finally:
             with self._connections_lock:
                 self._connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client dropping its connection is routine (pause_api cuts them on purpose); the
+        # default handler would print a traceback to stderr for each.
+        if isinstance(sys.exc_info()[1], OSError):
+            logger.debug("api connection dropped", exc_info=True)
+            return
+        logger.error("api request failed", exc_info=True)
 
     def close_connections(self) -> None:
         """Cut every open keep-alive connection, so pooled clients see Notion go away."""
