@@ -19,6 +19,7 @@ from notionfs import remote as remote_module
 from notionfs.blockcache import BlockCache
 from notionfs.config import Settings
 from notionfs.errors import (
+    DeadlineExceeded,
     FileHostError,
     NetworkError,
     RangeNotSatisfiable,
@@ -282,6 +283,29 @@ def test_known_size_skips_the_probe(host: FakeHost) -> None:
     assert remote.read(MiB, 10) == data[MiB : MiB + 10]
 
 
+def test_joining_a_stalled_probe_gives_up_at_the_deadline(host: FakeHost) -> None:
+    data = pattern(MiB)
+    remote, _ = make_remote(host, "a.bin", data, op_deadline_s=0.05)
+    arrived, release = threading.Event(), threading.Event()
+    original = host.ranged
+
+    def stalled(request: httpx.Request, body: bytes) -> httpx.Response:
+        arrived.set()
+        release.wait(5)
+        return original(request, body)
+
+    host.ranged = stalled  # type: ignore[method-assign]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(remote.size)
+        assert arrived.wait(5)
+        with pytest.raises(DeadlineExceeded):
+            remote.size()  # joins the probe in flight, does not start another
+        release.set()
+        assert first.result(5) == len(data)
+    assert remote.size() == len(data)
+    assert len(host.requests) == 1
+
+
 def test_failed_probe_is_retried_by_the_next_caller(host: FakeHost) -> None:
     data = pattern(MiB)
     remote, _ = make_remote(host, "a.bin", data, max_retries=0)
@@ -364,6 +388,9 @@ class FakeClock:
         self.now = 1_800_000_000.0
 
     def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
