@@ -54,6 +54,9 @@ __all__ = ["MAX_REDIRECTS", "FileReader", "Location", "RemoteFile", "Resolver", 
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+# A cut body that brought at least this much was progress: resuming it does not count
+# against the retries.
+_RESUME_PROGRESS_BYTES = 64 * 1024
 _SAFE_SCHEMES = ("http", "https")
 _CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"\s*bytes\s+\*/(\d+)\s*$", re.IGNORECASE)
@@ -313,17 +316,22 @@ class RemoteFile:
     # ---- ranged reads (the cache's fetcher) --------------------------------------------
 
     def _fetch(self, start: int, end: int) -> Iterator[bytes]:
-        """Exactly the bytes [start, end), resuming a body cut short from where it stopped."""
-        pos, resumes = start, 0
+        """Exactly the bytes [start, end), resuming a body cut short from where it stopped.
+
+        A host that keeps cutting but delivers ``_RESUME_PROGRESS_BYTES`` or more each time
+        is followed to the end; ``max_retries`` cuts in a row with less than that fail.
+        """
+        pos, stalls = start, 0
         while pos < end:
+            attempt_start = pos
             try:
                 for chunk in self._stream_once(pos, end):
                     pos += len(chunk)
                     yield chunk
             except _CutShort as cut:
-                if resumes >= self._settings.max_retries:
+                stalls = 0 if pos - attempt_start >= _RESUME_PROGRESS_BYTES else stalls + 1
+                if stalls > self._settings.max_retries:
                     raise ResponseMismatch(f"{self.key}: body cut short again ({cut})") from None
-                resumes += 1
                 logger.info("%s: body cut at byte %d (%s); resuming", self.key, pos, cut)
 
     def _stream_once(self, pos: int, end: int) -> Iterator[bytes]:

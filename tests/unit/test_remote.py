@@ -518,6 +518,15 @@ def test_body_ending_early_without_error_is_resumed(host: FakeHost) -> None:
     assert len(host.requests) == 3
 
 
+def test_a_host_cutting_every_body_is_followed_while_it_makes_progress(host: FakeHost) -> None:
+    data = pattern(MiB)
+    remote, _ = make_remote(host, "a.bin", data, known_size=len(data), max_retries=2)
+    host.cuts = [(100 * KiB, True)] * 20  # every answer breaks off after 100 KiB
+    assert remote.read(0, MiB) == data
+    assert len(host.requests) == 11
+    assert host.bytes_sent == MiB
+
+
 def test_resumes_are_bounded(host: FakeHost) -> None:
     data = pattern(MiB)
     remote, _ = make_remote(host, "a.bin", data, known_size=len(data), max_retries=2)
