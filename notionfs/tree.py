@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import enum
+import hashlib
 import logging
 import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -20,9 +23,17 @@ from .config import Settings
 from .errors import ApiError, NetworkError, NotFoundError, NotionFSError, ServerError
 from .models import Block, Database, FileRef, Page, Parent
 from .naming import NameRequest, assign_names, file_name_from_url
-from .remote import FileReader, Location, RemoteFile
+from .remote import Location, RemoteFile
+from .render.markdown import BlockNode, render_page
+from .render.properties import row_properties
+from .render.table import render_csv
 
-__all__ = ["Kind", "Entry", "Tree", "PROBE_NAMES"]
+__all__ = ["Kind", "Entry", "Tree", "Reader", "PROBE_NAMES", "PAGE_TEXT_NAME", "TABLE_NAME"]
+
+# Generated files: the page's content as Markdown, a database's rows as CSV. Their names are
+# reserved in their folders, so an attachment called the same gets a suffix instead.
+PAGE_TEXT_NAME = "index.md"
+TABLE_NAME = "index.csv"
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +69,30 @@ PROBE_NAMES = frozenset(
     }
 )
 
+# AppleDouble companions ("._photo.jpg") that macOS and Samba clients probe for every file.
+PROBE_PREFIXES = ("._",)
+
+
+def is_probe_name(name: str) -> bool:
+    return name in PROBE_NAMES or name.startswith(PROBE_PREFIXES)
+
+
+class Reader(Protocol):
+    def read(self, offset: int, size: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._data[offset : offset + size]
+
+    def close(self) -> None:
+        pass
+
 
 class Kind(enum.Enum):
     ROOT = "root"
@@ -66,10 +101,11 @@ class Kind(enum.Enum):
     DATA_SOURCE = "data_source"
     FILES_PROPERTY = "files_property"
     FILE = "file"
+    GENERATED = "generated"  # index.md / index.csv, rendered from the folder's listing
 
     @property
     def is_dir(self) -> bool:
-        return self is not Kind.FILE
+        return self not in (Kind.FILE, Kind.GENERATED)
 
 
 @dataclass(eq=False)
@@ -93,6 +129,11 @@ class Entry:
     children: dict[str, Entry] | None = None
     listed_at: float = float("-inf")
     list_lock: threading.Lock = field(default_factory=threading.Lock)
+    # What a listing fetched that its generated file renders from (page + block tree, or rows).
+    source: _Source | None = None
+    # Generated files: the renderer and, once rendered, the bytes.
+    render: Callable[[], bytes] | None = None
+    content: bytes | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -119,8 +160,18 @@ class _Child:
     owner_id: str | None = None
 
 
-def _ts(value: object) -> float:
-    return value.timestamp() if hasattr(value, "timestamp") else 0.0  # type: ignore[no-any-return]
+@dataclass
+class _Source:
+    """What a folder's listing fetched, kept to render its generated file without API calls."""
+
+    page: Page | None = None
+    blocks: tuple[BlockNode, ...] = ()
+    rows: list[Page] = field(default_factory=list)
+    several_sources: bool = False
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
 
 
 def _page_link(object_id: str) -> str:
@@ -166,7 +217,11 @@ class Tree:
         self._inodes: dict[str, int] = {}
         self._inode_lock = threading.Lock()
         self._remotes: dict[str, RemoteFile] = {}
-        self.root = Entry(Kind.ROOT, key="root", name="", inode=1)
+        self._titles: dict[str, str] = {}  # every title seen, for mentions and relations
+        mounted_at = time.time()
+        self.root = Entry(
+            Kind.ROOT, key="root", name="", inode=1, ctime_s=mounted_at, mtime_s=mounted_at
+        )
         self._inodes["root"] = 1
         self.stale_answers = 0  # how often a stale listing was served because Notion failed
 
@@ -200,10 +255,8 @@ class Tree:
 
     def child(self, directory: Entry, name: str) -> Entry | None:
         """One name in a directory. Well-known probe names cost nothing, listed or not."""
-        if directory.children is None and name in PROBE_NAMES:
-            return None
-        if name in PROBE_NAMES and not self._fresh(directory):
-            # A stale listing is good enough to say "no" to a name that never exists.
+        if is_probe_name(name) and not self._fresh(directory):
+            # A stale listing (or none) is good enough to say "no" to a name that never exists.
             return directory.children.get(name) if directory.children else None
         return self._listing(directory).get(name)
 
@@ -215,18 +268,42 @@ class Tree:
     # ---- files --------------------------------------------------------------------------
 
     def size(self, entry: Entry) -> int:
+        if entry.kind is Kind.GENERATED:
+            return len(self._generated(entry))
         if entry.remote is None:
             return 0
         return entry.remote.size()
 
-    def open(self, entry: Entry) -> FileReader:
+    def known_size(self, entry: Entry) -> int | None:
+        """The size if known without any I/O (for stale answers past a deadline)."""
+        if entry.kind is Kind.GENERATED:
+            return None if entry.content is None else len(entry.content)
+        return entry.remote.known_size if entry.remote is not None else None
+
+    def identity(self, entry: Entry) -> str:
+        """Changes exactly when the file's bytes may have changed (for the kernel page cache)."""
+        if entry.kind is Kind.GENERATED:
+            return "generated:" + hashlib.sha256(self._generated(entry)).hexdigest()
+        assert entry.remote is not None
+        return entry.remote.key
+
+    def open(self, entry: Entry) -> Reader:
+        if entry.kind is Kind.GENERATED:
+            return _BytesReader(self._generated(entry))
         assert entry.remote is not None
         return entry.remote.reader()
+
+    def _generated(self, entry: Entry) -> bytes:
+        content = entry.content
+        if content is None:
+            assert entry.render is not None
+            content = entry.content = entry.render()
+        return content
 
     def _probe_sizes(self, children: list[Entry]) -> None:
         """Probe every file's size in parallel; the probe also brings the file's first bytes."""
         for entry in children:
-            if entry.remote is not None:
+            if entry.remote is not None and entry.remote.known_size is None:
                 self._probe_pool.submit(self._probe_quietly, entry.remote)
 
     @staticmethod
@@ -255,8 +332,9 @@ class Tree:
             if self._fresh(directory):  # another thread listed it while we waited
                 assert directory.children is not None
                 return directory.children
+            source = _Source()
             try:
-                found = list(self._list_children(directory))
+                found = list(self._list_children(directory, source))
             except (NetworkError, ServerError, ApiError) as exc:
                 if directory.children is not None and not isinstance(exc, NotFoundError):
                     self.stale_answers += 1
@@ -265,16 +343,19 @@ class Tree:
                     )
                     return directory.children
                 raise
+            directory.source = source
             directory.children = self._materialise(directory, found)
             directory.listed_at = self._clock()
             return directory.children
 
     def _materialise(self, directory: Entry, found: list[_Child]) -> dict[str, Entry]:
+        generated = self._generated_name(directory)
         names = assign_names(
             [
                 NameRequest(key=c.key, raw=c.raw_name, order=c.order, is_file=not c.kind.is_dir)
                 for c in found
-            ]
+            ],
+            reserved=(generated,) if generated else (),
         )
         old = {e.key: e for e in (directory.children or {}).values()}
         result: dict[str, Entry] = {}
@@ -282,6 +363,8 @@ class Tree:
             entry = old.get(c.key)
             if entry is None or entry.kind is not c.kind:
                 entry = Entry(c.kind, key=c.key, name="", inode=self._inode(c.key))
+            elif c.kind.is_dir and (entry.mtime_s, entry.ctime_s) != (c.mtime_s, c.ctime_s):
+                self.invalidate(entry)  # edited in Notion: list it anew on next access
             entry.name = names[c.key]
             entry.object_id = c.object_id
             entry.ctime_s, entry.mtime_s = c.ctime_s, c.mtime_s
@@ -290,10 +373,68 @@ class Tree:
             entry.owner_id = c.owner_id
             if c.kind is Kind.FILE:
                 entry.remote = self._remote_for(c)
-            elif (entry.mtime_s, entry.ctime_s) != (c.mtime_s, c.ctime_s):
-                self.invalidate(entry)  # edited in Notion: list it anew on next access
             result[entry.name] = entry
+        if generated:
+            result[generated] = self._generated_entry(directory, generated, result)
         return result
+
+    @staticmethod
+    def _generated_name(directory: Entry) -> str | None:
+        if directory.kind is Kind.PAGE:
+            return PAGE_TEXT_NAME
+        if directory.kind is Kind.DATA_SOURCE or (
+            directory.kind is Kind.DATABASE
+            and directory.source is not None
+            and not directory.source.several_sources
+        ):
+            return TABLE_NAME
+        return None
+
+    def _generated_entry(
+        self, directory: Entry, name: str, siblings: dict[str, Entry]
+    ) -> Entry:
+        key = f"{directory.key}/{name}"
+        entry = Entry(
+            Kind.GENERATED,
+            key=key,
+            name=name,
+            inode=self._inode(key),
+            object_id=directory.object_id,
+            ctime_s=directory.ctime_s,
+            mtime_s=directory.mtime_s,
+            notion_url=directory.notion_url,
+        )
+        source = directory.source
+        assert source is not None
+        if name == PAGE_TEXT_NAME:
+            entry.render = lambda: self._render_page(source, siblings)
+        else:
+            entry.render = lambda: self._render_table(source)
+        return entry
+
+    def _render_page(self, source: _Source, siblings: dict[str, Entry]) -> bytes:
+        assert source.page is not None
+        links = _FolderLinks(siblings, self._titles)
+        by_slot = {e.key.rsplit("/", 1)[-1]: e.name for e in siblings.values()}
+        properties = None
+        if source.page.parent.type in ("database_id", "data_source_id"):
+            properties = row_properties(
+                source.page, fetch=self._client.page_property, title=self._titles.get
+            )
+        text = render_page(
+            source.page,
+            source.blocks,
+            links,
+            properties=properties,
+            cover=quote(by_slot["cover"]) if "cover" in by_slot else None,
+            icon=quote(by_slot["icon"]) if "icon" in by_slot else None,
+        )
+        return text.encode("utf-8")
+
+    def _render_table(self, source: _Source) -> bytes:
+        return render_csv(
+            source.rows, columns=None, fetch=self._client.page_property, title=self._titles.get
+        )
 
     def _inode(self, key: str) -> int:
         with self._inode_lock:
@@ -319,21 +460,18 @@ class Tree:
                 self._remotes[c.file_key] = remote
             return remote
 
-    def _list_children(self, directory: Entry) -> Iterator[_Child]:
+    def _list_children(self, directory: Entry, source: _Source) -> Iterator[_Child]:
         kind = directory.kind
         if kind is Kind.ROOT:
             yield from self._list_root()
         elif kind is Kind.PAGE:
-            assert directory.object_id is not None
-            yield from self._list_page(directory)
+            yield from self._list_page(directory, source)
         elif kind is Kind.DATABASE:
-            assert directory.object_id is not None
-            yield from self._list_database(directory)
+            yield from self._list_database(directory, source)
         elif kind is Kind.DATA_SOURCE:
-            assert directory.object_id is not None
-            assert directory.owner_id is not None
+            assert directory.owner_id is not None and directory.object_id is not None
             database = self._client.get_database(directory.owner_id)
-            yield from self._rows(directory, database, directory.object_id)
+            yield from self._rows(directory, database, directory.object_id, source)
         elif kind is Kind.FILES_PROPERTY:
             yield from self._list_files_property(directory)
 
@@ -341,6 +479,7 @@ class Tree:
     def _list_root(self) -> Iterator[_Child]:
         objects = list(self._client.search_all())
         reachable = {o.id for o in objects}
+        self._titles.update((o.id, o.title) for o in objects)
         block_cache: dict[str, bool] = {}
         for obj in objects:
             if obj.in_trash or self._parent_reachable(obj.parent, reachable, block_cache):
@@ -384,13 +523,15 @@ class Tree:
         )
 
     # pages: child pages/databases and file blocks anywhere in the block tree, cover, icon
-    def _list_page(self, directory: Entry) -> Iterator[_Child]:
+    def _list_page(self, directory: Entry, source: _Source) -> Iterator[_Child]:
         assert directory.object_id is not None
         page = self._client.get_page(directory.object_id)
+        self._titles[page.id] = page.title
         page_url = page.url or _page_link(page.id)
+        source.page = page
+        source.blocks = self._block_tree(page.id)
         yield from self._page_media(directory.key, page, page_url)
-        seen: set[str] = set()
-        yield from self._walk_blocks(directory.key, page.id, page_url, seen)
+        yield from self._blocks_children(directory.key, source.blocks, page_url, set())
         for prop in page.files_properties:
             if prop.files:
                 yield _Child(
@@ -427,19 +568,36 @@ class Tree:
                 resolver=self._page_file_resolver(page.id, slot, ref),
             )
 
-    def _walk_blocks(
-        self, dir_key: str, parent_id: str, page_url: str, seen: set[str]
-    ) -> Iterator[_Child]:
+    def _block_tree(self, parent_id: str) -> tuple[BlockNode, ...]:
+        """Every block under ``parent_id``, descending into containers (toggles, columns,
+        callouts, synced blocks, ...) but not into child pages and databases."""
+        nodes = []
         for block in self._client.block_children(parent_id):
-            if block.in_trash or block.id in seen:
+            if block.in_trash:
+                continue
+            if block.type in ("child_page", "child_database"):
+                if block.title is not None:
+                    self._titles[block.id] = block.title
+                nodes.append(BlockNode(block, ()))
+            elif block.has_children:
+                nodes.append(BlockNode(block, self._block_tree(block.id)))
+            else:
+                nodes.append(BlockNode(block, ()))
+        return tuple(nodes)
+
+    def _blocks_children(
+        self, dir_key: str, nodes: tuple[BlockNode, ...], page_url: str, seen: set[str]
+    ) -> Iterator[_Child]:
+        for node in nodes:
+            block = node.block
+            if block.id in seen:  # a synced copy in the same page: one file is enough
                 continue
             seen.add(block.id)
             if block.type in ("child_page", "child_database"):
                 yield self._block_object_child(dir_key, block)
             elif block.type in FILE_BLOCK_TYPES and block.file is not None:
                 yield self._block_file_child(dir_key, block, page_url)
-            elif block.has_children:
-                yield from self._walk_blocks(dir_key, block.id, page_url, seen)
+            yield from self._blocks_children(dir_key, node.children, page_url, seen)
 
     def _block_object_child(self, dir_key: str, block: Block) -> _Child:
         is_page = block.type == "child_page"
@@ -473,12 +631,14 @@ class Tree:
         )
 
     # databases: rows, or one folder per data source when there are several
-    def _list_database(self, directory: Entry) -> Iterator[_Child]:
+    def _list_database(self, directory: Entry, source: _Source) -> Iterator[_Child]:
         assert directory.object_id is not None
         database = self._client.get_database(directory.object_id)
+        self._titles[database.id] = database.title
         if len(database.data_sources) == 1:
-            yield from self._rows(directory, database, database.data_sources[0].id)
+            yield from self._rows(directory, database, database.data_sources[0].id, source)
             return
+        source.several_sources = True
         for ds in database.data_sources:
             yield _Child(
                 kind=Kind.DATA_SOURCE,
@@ -492,9 +652,13 @@ class Tree:
                 owner_id=database.id,
             )
 
-    def _rows(self, directory: Entry, database: Database, data_source_id: str) -> Iterator[_Child]:
+    def _rows(
+        self, directory: Entry, database: Database, data_source_id: str, source: _Source
+    ) -> Iterator[_Child]:
         for row in self._client.query_rows(database, data_source_id):
             if not row.in_trash:
+                self._titles[row.id] = row.title
+                source.rows.append(row)
                 yield self._object_child(directory.key, row)
 
     def _list_files_property(self, directory: Entry) -> Iterator[_Child]:
@@ -570,3 +734,31 @@ class Tree:
             return current[0]
 
         return resolve
+
+
+class _FolderLinks:
+    """Relative links from a folder's index.md to what sits beside it."""
+
+    def __init__(self, siblings: dict[str, Entry], titles: dict[str, str]) -> None:
+        self._dirs: dict[str, str] = {}
+        self._files: dict[str, str] = {}
+        for entry in siblings.values():
+            if entry.object_id is None:
+                continue
+            if entry.kind in (Kind.PAGE, Kind.DATABASE):
+                self._dirs.setdefault(entry.object_id, quote(entry.name) + "/")
+            elif entry.kind is Kind.FILE and "/block:" in entry.key:
+                self._files.setdefault(entry.object_id, quote(entry.name))
+        self._titles = titles
+
+    def child(self, object_id: str) -> str | None:
+        return self._dirs.get(object_id)
+
+    def file(self, block_id: str) -> str | None:
+        return self._files.get(block_id)
+
+    def page_url(self, object_id: str) -> str:
+        return _page_link(object_id)
+
+    def title(self, object_id: str) -> str | None:
+        return self._titles.get(object_id)

@@ -73,10 +73,12 @@ class Seen:
     databases: set[str] = field(default_factory=set)
     files: Counter[str] = field(default_factory=Counter)
     file_paths: list[Path] = field(default_factory=list)
+    generated: list[Path] = field(default_factory=list)  # index.md / index.csv
 
 
 def walk_mount(root: Path, sha256) -> Seen:
-    """os.walk the mount; identify directories by their user.notion.* xattrs."""
+    """os.walk the mount; identify entries by their user.notion.* xattrs. Generated files
+    (page text, row tables) are listed apart: they have no original in the model."""
     seen = Seen()
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
@@ -89,6 +91,9 @@ def walk_mount(root: Path, sha256) -> Seen:
                 seen.databases.add(oid)
         for f in filenames:
             path = Path(dirpath, f)
+            if os.getxattr(path, "user.notion.type") == b"generated":
+                seen.generated.append(path)
+                continue
             seen.file_paths.append(path)
             seen.files[sha256(path)] += 1
     return seen
