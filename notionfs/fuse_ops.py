@@ -17,7 +17,7 @@ from fuse import FUSE, FuseOSError, Operations  # the one place fuse is imported
 
 from .config import Settings
 from .errors import DeadlineExceeded, NotionFSError, errno_for
-from .remote import FileReader
+from .tree import Reader
 from .tree import Entry, Kind, Tree
 
 __all__ = ["NotionOperations", "run_fuse", "fuse_options"]
@@ -62,7 +62,7 @@ class NotionOperations(Operations):  # type: ignore[misc]
         self._settings = settings
         self._uid = os.getuid()
         self._gid = os.getgid()
-        self._handles: dict[int, FileReader] = {}
+        self._handles: dict[int, Reader] = {}
         self._handle_ids = itertools.count(1)
         self._handles_lock = threading.Lock()
         # Keys of files last opened per inode: a reopen of the same key keeps the page cache.
@@ -110,7 +110,7 @@ class NotionOperations(Operations):  # type: ignore[misc]
         entry = self._tree.lookup_cached(args[0]) if args else None
         if entry is None:
             return None
-        if op == "getattr" and (entry.is_dir or entry.remote is None or entry.remote.known_size):
+        if op == "getattr" and (entry.is_dir or self._tree.known_size(entry) is not None):
             return self._attrs(entry, cached_only=True)
         if op == "readdir" and entry.is_dir and entry.children is not None:
             return [".", "..", *entry.children]
@@ -143,8 +143,7 @@ class NotionOperations(Operations):  # type: ignore[misc]
             attrs.update(st_mode=stat.S_IFDIR | 0o555, st_nlink=2, st_size=0, st_blocks=0)
         else:
             if cached_only:
-                assert entry.remote is not None
-                size = entry.remote.known_size or 0
+                size = self._tree.known_size(entry) or 0
             else:
                 size = self._tree.size(entry)
             attrs.update(
@@ -211,16 +210,17 @@ class NotionOperations(Operations):  # type: ignore[misc]
         if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC | os.O_CREAT):
             raise FuseOSError(errno.EROFS)
         entry = self._entry(path)
-        if entry.is_dir or entry.remote is None:
+        if entry.is_dir:
             raise FuseOSError(errno.EISDIR)
         reader = self._tree.open(entry)
+        identity = self._tree.identity(entry)
         with self._handles_lock:
             fh = next(self._handle_ids)
             self._handles[fh] = reader
             # Same file identity as last time (owner edit time + URL path): the kernel may
             # keep the pages it already has. A replaced file has a new key and is dropped.
-            fi.keep_cache = 1 if self._opened_keys.get(entry.inode) == entry.remote.key else 0
-            self._opened_keys[entry.inode] = entry.remote.key
+            fi.keep_cache = 1 if self._opened_keys.get(entry.inode) == identity else 0
+            self._opened_keys[entry.inode] = identity
         fi.fh = fh
         return 0
 
