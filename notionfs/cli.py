@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import errno
@@ -9,9 +10,11 @@ import logging
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +32,10 @@ FUSE_INSTALL_HINT = (
     "`sudo dnf install fuse fuse-libs` (Fedora), or macFUSE on macOS"
 )
 DEMO_DATA_DIR = Path.home() / ".cache" / "notionfs" / "demo"
+FUSE_CONF = Path("/etc/fuse.conf")
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+# How long a stop waits for files still open on the mount before the process exits anyway.
+STOP_GRACE_S = 5.0
 
 
 # ---- logging: secrets never reach a log line -----------------------------------------------
@@ -108,7 +115,7 @@ def _size(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 256M)")
     power = " kmgt".index(match.group(2) or " ")
-    return int(match.group(1)) * (1024**power)
+    return int(match.group(1)) << (10 * power)
 
 
 def _parse_fuse_options(values: list[str]) -> dict[str, Any]:
@@ -151,8 +158,8 @@ def check_fuse_available() -> None:
         raise ConfigError(f"libfuse cannot be loaded ({exc}); {FUSE_INSTALL_HINT}") from None
 
 
-def check_mountpoint(path: Path) -> None:
-    """A usable, unmounted directory. A dead mount left by a crash is cleaned up."""
+def check_mountpoint(path: Path, *, allow_nonempty: bool = False) -> None:
+    """A usable, unmounted, empty directory. A dead mount left by a crash is lifted."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -165,12 +172,26 @@ def check_mountpoint(path: Path) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"mountpoint {path} is not a directory")
     if os.path.ismount(path):
-        raise ConfigError(f"{path} is already mounted (unmount it: fusermount -u {path})")
+        unmount = " ".join(unmount_command(path, lazy=False))
+        raise ConfigError(f"{path} is already mounted (unmount it: {unmount})")
+    if not allow_nonempty and any(path.iterdir()):
+        raise ConfigError(
+            f"mountpoint {path} is not empty: the mount would hide its files "
+            "(use an empty directory, or pass -o nonempty)"
+        )
+
+
+def unmount_command(path: Path, *, lazy: bool) -> list[str]:
+    """The command that unmounts ``path``; ``lazy`` detaches it even while files are open."""
+    if sys.platform.startswith("linux"):
+        tool = shutil.which("fusermount") or shutil.which("fusermount3") or "fusermount"
+        return [tool, "-u", *(["-z"] if lazy else []), str(path)]
+    return ["umount", *(["-f"] if lazy else []), str(path)]
 
 
 def _recover_dead_mount(path: Path) -> None:
     """"Transport endpoint is not connected": the last mount's process died. Lift it."""
-    command = ["fusermount", "-u", "-z", str(path)]
+    command = unmount_command(path, lazy=True)
     logger.warning("%s holds a dead mount (its process died); running: %s", path, " ".join(command))
     result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
     if result.returncode != 0:
@@ -178,6 +199,105 @@ def _recover_dead_mount(path: Path) -> None:
             f"{path} holds a dead mount that could not be lifted ({result.stderr.strip()}); "
             f"run: sudo umount -l {path}"
         )
+
+
+def check_allow_other(fuse_conf: Path = FUSE_CONF) -> None:
+    """Users other than root may share a mount only where /etc/fuse.conf allows it."""
+    if os.getuid() == 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        lines = fuse_conf.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    if any(line.split("#", 1)[0].strip() == "user_allow_other" for line in lines):
+        return
+    raise ConfigError(
+        f"--allow-other needs the line 'user_allow_other' in {fuse_conf}; add it as root: "
+        f"echo user_allow_other | sudo tee -a {fuse_conf}"
+    )
+
+
+def extra_fuse_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The user's -o options and --allow-other, checked before anything is started."""
+    extra = _parse_fuse_options(args.fuse_options)
+    if args.allow_other:
+        extra["allow_other"] = True
+    if extra.get("allow_other"):
+        check_allow_other()
+    return extra
+
+
+# ---- lifecycle: a signal stops the mount cleanly -------------------------------------------
+
+
+class StopOnSignal:
+    """Turns SIGINT, SIGTERM and SIGHUP into a clean stop that leaves no mount behind.
+
+    libfuse's own handlers end its loop, then wait for every callback still running in
+    Python (a read stalled on a file host waits out its deadline) while the mount stays in
+    place. So the signals are blocked in every thread (``install`` runs before any thread
+    starts, and threads inherit the mask) and one thread waits for them. Before the mount
+    is made a signal interrupts the start-up. After, the mount is unmounted lazily, which
+    detaches it at once even with files open; the FUSE loop then ends by itself, and if
+    files are still open after ``grace_s`` the process exits, which ends their calls with
+    ENOTCONN. A second signal exits at once.
+    """
+
+    def __init__(self, mountpoint: Path, grace_s: float = STOP_GRACE_S) -> None:
+        self.mountpoint = mountpoint
+        self.grace_s = grace_s
+        self.mounted = threading.Event()  # the kernel finished the FUSE handshake
+        self.finished = threading.Event()  # the FUSE loop returned
+        self._serving = False
+        self._stopping = False
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        threading.Thread(target=self._watch, name="notionfs-signals", daemon=True).start()
+
+    def begin_serving(self) -> None:
+        """Called just before the FUSE loop; KeyboardInterrupt if a stop came first."""
+        with self._lock:
+            if self._stopping:
+                raise KeyboardInterrupt
+            self._serving = True
+
+    def _watch(self) -> None:
+        while True:
+            name = signal.Signals(signal.sigwait(STOP_SIGNALS)).name
+            with self._lock:
+                again, self._stopping = self._stopping, True
+                serving = self._serving
+            if again:
+                logger.warning("%s again: exiting now", name)
+                _exit_now(1)
+            elif serving:
+                threading.Thread(
+                    target=self._stop, args=(name,), name="notionfs-stop", daemon=True
+                ).start()
+            else:
+                logger.info("%s: stopping before the mount is made", name)
+                _thread.interrupt_main()
+
+    def _stop(self, name: str) -> None:
+        logger.info("%s: unmounting %s", name, self.mountpoint)
+        self.mounted.wait(self.grace_s)  # a mount being made is finished first, then lifted
+        command = unmount_command(self.mountpoint, lazy=True)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        if result.returncode != 0 and not self.finished.is_set():
+            logger.warning("%s failed: %s", " ".join(command), result.stderr.strip())
+        if self.finished.wait(self.grace_s):
+            return
+        logger.warning(
+            "files on %s still open %g s after unmounting; exiting", self.mountpoint, self.grace_s
+        )
+        _exit_now(0)
+
+
+def _exit_now(code: int) -> None:
+    logging.shutdown()  # flush the log: os._exit skips every other clean-up
+    os._exit(code)
 
 
 def check_token(settings: Settings) -> str:
@@ -219,6 +339,8 @@ def mount_command(args: argparse.Namespace) -> int:
     if not args.foreground:
         return _mount_in_background(args, mountpoint)
     redactor = configure_logging(args.debug, args.log_file)
+    lifecycle = StopOnSignal(mountpoint)
+    lifecycle.install()  # before any thread starts: every thread inherits the signal mask
     overrides: dict[str, Any] = {
         "api_url": args.api_url,
         "notion_version": args.notion_version,
@@ -231,7 +353,8 @@ def mount_command(args: argparse.Namespace) -> int:
     }
     try:
         check_fuse_available()
-        check_mountpoint(mountpoint)
+        extra = extra_fuse_options(args)
+        check_mountpoint(mountpoint, allow_nonempty=bool(extra.get("nonempty")))
         with contextlib.ExitStack() as stack:
             if args.demo:
                 overrides = stack.enter_context(demo_backend(overrides))
@@ -240,7 +363,10 @@ def mount_command(args: argparse.Namespace) -> int:
             settings = Settings.from_env(**overrides)
             redactor.add_secret(settings.token)
             workspace_name = check_token(settings)
-            _serve(settings, mountpoint, workspace_name, args)
+            _serve(settings, mountpoint, workspace_name, extra, lifecycle)
+    except KeyboardInterrupt:
+        print("notionfs: interrupted", file=sys.stderr)
+        return 130
     except ConfigError as exc:
         print(f"notionfs: {exc}", file=sys.stderr)
         return 2
@@ -250,14 +376,17 @@ def mount_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(settings: Settings, mountpoint: Path, workspace_name: str, args: Any) -> None:
+def _serve(
+    settings: Settings,
+    mountpoint: Path,
+    workspace_name: str,
+    extra: dict[str, Any],
+    lifecycle: StopOnSignal,
+) -> None:
     from .client import NotionClient
     from .fuse_ops import fuse_options, run_fuse
     from .tree import Tree
 
-    extra = _parse_fuse_options(args.fuse_options)
-    if args.allow_other:
-        extra["allow_other"] = True
     options = fuse_options(settings, f"notion:{workspace_name}", extra)
     client = NotionClient(settings)
     # File hosts get their own client: the Notion token must never travel to them.
@@ -269,8 +398,14 @@ def _serve(settings: Settings, mountpoint: Path, workspace_name: str, args: Any)
     tree = Tree(client, files_http, settings)
     logger.info("mounting %s (notion:%s) at %s", settings.api_url, workspace_name, mountpoint)
     try:
-        run_fuse(tree, settings, str(mountpoint), options)
+        lifecycle.begin_serving()
+        run_fuse(tree, settings, str(mountpoint), options, mounted=lifecycle.mounted)
+    except RuntimeError as exc:  # fusepy's way of saying libfuse could not mount
+        raise ConfigError(
+            f"could not mount {mountpoint} (libfuse status {exc}; its message is above)"
+        ) from None
     finally:
+        lifecycle.finished.set()
         tree.close()
         client.close()
         files_http.close()
@@ -286,7 +421,10 @@ def _mount_in_background(args: argparse.Namespace, mountpoint: Path) -> int:
         # Hand the token over through the environment, not the child's command line.
         env["NOTION_TOKEN"] = args.token
         i = argv.index("--token") if "--token" in argv else -1
-        argv = argv[:i] + argv[i + 2 :] if i >= 0 else [a for a in argv if not a.startswith("--token=")]
+        if i >= 0:
+            argv = argv[:i] + argv[i + 2 :]
+        else:
+            argv = [a for a in argv if not a.startswith("--token=")]
     log_file = args.log_file or str(_default_log_file(mountpoint))
     child = [sys.executable, "-m", "notionfs", *argv, "--foreground"]
     if not args.log_file:
@@ -301,11 +439,22 @@ def _mount_in_background(args: argparse.Namespace, mountpoint: Path) -> int:
             stderr=log,
             start_new_session=True,
         )
+    try:
+        return _await_mount(proc, mountpoint, log_file, start)
+    except KeyboardInterrupt:
+        proc.terminate()  # the child stops cleanly on SIGTERM, mounted or not
+        print("notionfs: interrupted", file=sys.stderr)
+        return 130
+
+
+def _await_mount(
+    proc: subprocess.Popen[bytes], mountpoint: Path, log_file: str, start: int
+) -> int:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if os.path.ismount(mountpoint):
             print(f"notionfs: mounted at {mountpoint} (log: {log_file})")
-            print(f"notionfs: unmount with: fusermount -u {mountpoint}")
+            print(f"notionfs: unmount with: {' '.join(unmount_command(mountpoint, lazy=False))}")
             return 0
         if proc.poll() is not None:
             with open(log_file, encoding="utf-8", errors="replace") as log:

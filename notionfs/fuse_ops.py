@@ -17,8 +17,7 @@ from fuse import FUSE, FuseOSError, Operations  # the one place fuse is imported
 
 from .config import Settings
 from .errors import DeadlineExceeded, NotionFSError, errno_for
-from .tree import Reader
-from .tree import Entry, Kind, Tree
+from .tree import Entry, Kind, Reader, Tree
 
 __all__ = ["NotionOperations", "run_fuse", "fuse_options"]
 
@@ -57,8 +56,12 @@ class NotionOperations(Operations):  # type: ignore[misc]
 
     use_ns = True
 
-    def __init__(self, tree: Tree, settings: Settings) -> None:
+    def __init__(
+        self, tree: Tree, settings: Settings, mounted: threading.Event | None = None
+    ) -> None:
         self._tree = tree
+        # Set once the kernel has finished the FUSE handshake: the mount is in place.
+        self.mounted = mounted or threading.Event()
         self._settings = settings
         self._uid = os.getuid()
         self._gid = os.getgid()
@@ -237,6 +240,10 @@ class NotionOperations(Operations):  # type: ignore[misc]
             reader.close()
         return 0
 
+    def init(self, path: str) -> None:
+        logger.debug("FUSE handshake done")
+        self.mounted.set()
+
     def destroy(self, path: str) -> None:
         with self._handles_lock:
             readers = list(self._handles.values())
@@ -255,7 +262,7 @@ def fuse_options(settings: Settings, fsname: str, extra: dict[str, Any]) -> dict
     """The options passed to libfuse (``-o``), with the reasons in docs/SEMANTICS.md."""
     timeout_s = max(1.0, settings.metadata_ttl_s)
     options: dict[str, Any] = {
-        "fsname": fsname.replace(",", " "),
+        "fsname": _option_value(fsname),
         "subtype": "notionfs",
         "ro": True,
         "use_ino": True,
@@ -267,14 +274,30 @@ def fuse_options(settings: Settings, fsname: str, extra: dict[str, Any]) -> dict
         "max_readahead": 131072,
     }
     if sys.platform == "darwin":
-        options.update(noappledouble=True, volname=fsname.split(":", 1)[-1][:32])
+        # Finder's volume name (the name after "notion:"), and no ._ files written or asked for.
+        volname = _option_value(fsname.split(":", 1)[-1])[:32]
+        options.update(noappledouble=True, volname=volname)
     options.update(extra)
     return options
 
 
+def _option_value(text: str) -> str:
+    """``text`` safe inside ``-o``: libfuse splits options at commas and unescapes
+    backslashes, and the mount table has no place for control characters."""
+    cleaned = "".join(" " if ch in ",\\" or not ch.isprintable() else ch for ch in text)
+    return " ".join(cleaned.split())
+
+
 def run_fuse(
-    tree: Tree, settings: Settings, mountpoint: str, options: dict[str, Any]
+    tree: Tree,
+    settings: Settings,
+    mountpoint: str,
+    options: dict[str, Any],
+    *,
+    mounted: threading.Event | None = None,
 ) -> None:
-    """Mount and serve until unmounted (fusermount -u) or interrupted (SIGINT/SIGTERM)."""
-    operations = NotionOperations(tree, settings)
+    """Mount and serve until unmounted (fusermount -u). ``mounted`` is set once the kernel
+    talks to us. Signals are the caller's business (see cli.py): libfuse's own handlers end
+    the loop while callbacks may still run in Python, which then hangs the exit."""
+    operations = NotionOperations(tree, settings, mounted)
     FUSE(operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **options)
