@@ -29,6 +29,9 @@ ENOATTR = getattr(errno, "ENODATA", 93) if sys.platform != "darwin" else 93
 
 # Operations that never touch the network: run inline, no deadline machinery needed.
 _INLINE_OPS = frozenset({"init", "destroy", "statfs", "release", "releasedir", "opendir"})
+# Operations given a fuse_file_info: they run inline and put only their slow part under the
+# deadline, because the struct must not be touched once the call has returned.
+_SELF_BOUNDED_OPS = frozenset({"open", "read"})
 # Operations a read-only filesystem refuses outright.
 _WRITE_OPS = frozenset(
     {
@@ -68,6 +71,8 @@ class NotionOperations(Operations):  # type: ignore[misc]
         self._handles: dict[int, Reader] = {}
         self._handle_ids = itertools.count(1)
         self._handles_lock = threading.Lock()
+        # Per handle, a read that outlived its deadline: (start, end, its future).
+        self._late_reads: dict[int, tuple[int, int, concurrent.futures.Future[Any]]] = {}
         # Keys of files last opened per inode: a reopen of the same key keeps the page cache.
         self._opened_keys: dict[int, str] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -83,7 +88,7 @@ class NotionOperations(Operations):  # type: ignore[misc]
         if handler is None:
             raise FuseOSError(errno.ENOSYS)
         try:
-            if op in _INLINE_OPS:
+            if op in _INLINE_OPS or op in _SELF_BOUNDED_OPS:
                 return handler(*args)
             return self._with_deadline(op, handler, args)
         except FuseOSError:
@@ -96,11 +101,20 @@ class NotionOperations(Operations):  # type: ignore[misc]
             logger.exception("%s %s failed unexpectedly", op, _path_arg(args))
             raise FuseOSError(errno.EIO) from exc
 
-    def _with_deadline(self, op: str, handler: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    def _with_deadline(
+        self,
+        op: str,
+        handler: Callable[..., Any],
+        args: tuple[Any, ...],
+        abandoned: Callable[[concurrent.futures.Future[Any]], None] | None = None,
+    ) -> Any:
+        """``handler(*args)`` within the deadline; ``abandoned`` gets a call that outlived it."""
         future = self._pool.submit(handler, *args)
         try:
             return future.result(timeout=self._settings.op_deadline_s)
         except concurrent.futures.TimeoutError:
+            if abandoned is not None:
+                abandoned(future)
             stale = self._stale_answer(op, args)
             if stale is not None:
                 logger.warning("%s %s: deadline passed, answering from cache", op, args[0])
@@ -110,13 +124,17 @@ class NotionOperations(Operations):  # type: ignore[misc]
             ) from None
 
     def _stale_answer(self, op: str, args: tuple[Any, ...]) -> Any:
-        entry = self._tree.lookup_cached(args[0]) if args else None
+        if op not in ("getattr", "readdir", "open"):
+            return None
+        entry = self._tree.lookup_cached(args[0])
         if entry is None:
             return None
         if op == "getattr" and (entry.is_dir or self._tree.known_size(entry) is not None):
             return self._attrs(entry, cached_only=True)
         if op == "readdir" and entry.is_dir and entry.children is not None:
             return [".", "..", *entry.children]
+        if op == "open" and not entry.is_dir and self._tree.known_size(entry) is not None:
+            return entry, self._tree.open(entry)
         return None
 
     # ---- metadata ----------------------------------------------------------------------
@@ -212,10 +230,9 @@ class NotionOperations(Operations):  # type: ignore[misc]
     def open(self, path: str, fi: Any) -> int:
         if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC | os.O_CREAT):
             raise FuseOSError(errno.EROFS)
-        entry = self._entry(path)
-        if entry.is_dir:
-            raise FuseOSError(errno.EISDIR)
-        reader = self._tree.open(entry)
+        entry, reader = self._with_deadline(
+            "open", self._open_reader, (path,), abandoned=_close_when_done
+        )
         identity = self._tree.identity(entry)
         with self._handles_lock:
             fh = next(self._handle_ids)
@@ -227,14 +244,47 @@ class NotionOperations(Operations):  # type: ignore[misc]
         fi.fh = fh
         return 0
 
+    def _open_reader(self, path: str) -> tuple[Entry, Reader]:
+        entry = self._entry(path)
+        if entry.is_dir:
+            raise FuseOSError(errno.EISDIR)
+        return entry, self._tree.open(entry)
+
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
-        reader = self._handles.get(fi.fh)
+        fh = fi.fh
+        reader = self._handles.get(fh)
         if reader is None:
             raise FuseOSError(errno.EBADF)
-        return reader.read(offset, size)
+        self._refuse_retry_of_late_read(fh, offset, offset + size)
+        late: list[concurrent.futures.Future[Any]] = []
+        try:
+            data: bytes = self._with_deadline(
+                "read", reader.read, (offset, size), abandoned=late.append
+            )
+        except DeadlineExceeded:
+            with self._handles_lock:
+                self._late_reads[fh] = (offset, offset + size, late[0])
+            raise
+        return data
+
+    def _refuse_retry_of_late_read(self, fh: int, start: int, end: int) -> None:
+        """The kernel retries a failed read-ahead page at once with a read of its own; while
+        the late read of that range still waits on the host, the retry fails at once too,
+        so one read() costs one deadline, not two."""
+        with self._handles_lock:
+            late = self._late_reads.get(fh)
+            if late is None:
+                return
+            late_start, late_end, future = late
+            if future.done():
+                del self._late_reads[fh]
+                return
+        if start < late_end and late_start < end:
+            raise DeadlineExceeded("an earlier read of these bytes is still unanswered")
 
     def release(self, path: str, fi: Any) -> int:
         with self._handles_lock:
+            self._late_reads.pop(fi.fh, None)
             reader = self._handles.pop(fi.fh, None)
         if reader is not None:
             reader.close()
@@ -252,6 +302,16 @@ class NotionOperations(Operations):  # type: ignore[misc]
             reader.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._tree.close()
+
+
+def _close_when_done(future: concurrent.futures.Future[Any]) -> None:
+    """An open that outlived its deadline: close the reader it makes, nobody will."""
+
+    def close(done: concurrent.futures.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            done.result()[1].close()
+
+    future.add_done_callback(close)
 
 
 def _path_arg(args: tuple[Any, ...]) -> str:
