@@ -38,6 +38,7 @@ from notionfs.emulator.render import (
     page_title,
     plain_value,
     property_id,
+    property_item_meta,
     property_items,
     render_block,
     render_bot_user,
@@ -517,14 +518,15 @@ class NotionApi:
             short_pages=self.short_pages,
         )
         body = _list_body("property_item", part.items, part, call.request_id)
-        pid = property_id(name, kind)
+        meta = property_item_meta(page, name, kind, call.ctx)
         next_url = None
         if part.next_cursor is not None:
             next_url = (
                 f"{self.base_url}/v1/pages/{dashed_id(page.id)}/properties/"
-                f"{quote(pid, safe='%')}?start_cursor={part.next_cursor}"
+                f"{quote(meta['id'], safe='%')}?start_cursor={part.next_cursor}"
             )
-        body["property_item"] = {"id": pid, "next_url": next_url, "type": kind, kind: {}}
+        body["property_item"] = {"id": meta["id"], "next_url": next_url, "type": kind,
+                                 kind: meta[kind]}
         return body
 
     def _get_block(self, call: Call) -> Json:

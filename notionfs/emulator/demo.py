@@ -15,6 +15,7 @@ from .model import (
     FileSpec,
     Node,
     Page,
+    Rollup,
     Workspace,
     callout,
     columns,
@@ -39,12 +40,14 @@ from .samples import (
     inline_equation,
     numbered,
     para,
+    person,
     quote,
     runs,
     table,
     table_of_contents,
     todo,
     toggle_heading,
+    user_mention,
 )
 
 __all__ = ["build_demo", "BIG_FILE_BYTES"]
@@ -214,7 +217,8 @@ def _lisbon(m: _Media) -> Page:
 
 def _meeting_notes(day: str, topic: str, actions: list[str]) -> Page:
     return Page("Meeting notes", icon="\U0001f4dd", children=[
-        para("Notes from ", date_mention(day), ": ", _b(topic), "."),
+        para("Notes from ", date_mention(day), ": ", _b(topic), ". Taken by ",
+             user_mention(person(_PEOPLE[4][0])), "."),
         *(todo(action) for action in actions),
     ])
 
@@ -281,7 +285,34 @@ _TRIPS_SCHEMA = {
     "Name": "title", "Country": "select", "Dates": "date", "Budget (EUR)": "number",
     "Tags": "multi_select", "Status": "status", "Booked": "checkbox", "Website": "url",
     "Contact": "email", "Notes": "rich_text", "Photos": "files", "Companions": "relation",
+    "Stops": "relation", "Distance (km)": "rollup", "Per person (EUR)": "formula",
+    "Organiser": "people", "Trip ID": "unique_id", "Created by": "created_by",
 }  # fmt: skip
+
+# The Iceland ring road, stop by stop: (place, region, kilometres from the previous stop).
+_RING_ROAD = (
+    ("Reykjavík", "Capital Region", 0), ("Þingvellir", "South", 45), ("Geysir", "South", 60),
+    ("Gullfoss", "South", 10), ("Selfoss", "South", 70), ("Seljalandsfoss", "South", 80),
+    ("Skógafoss", "South", 30), ("Sólheimajökull", "South", 10), ("Vík", "South", 25),
+    ("Kirkjubæjarklaustur", "South", 70), ("Skaftafell", "South", 70),
+    ("Jökulsárlón", "South", 55), ("Höfn", "East", 80), ("Djúpivogur", "East", 100),
+    ("Breiðdalsvík", "East", 60), ("Fáskrúðsfjörður", "East", 50), ("Egilsstaðir", "East", 45),
+    ("Seyðisfjörður", "East", 27), ("Dettifoss", "North", 150), ("Ásbyrgi", "North", 35),
+    ("Húsavík", "North", 60), ("Mývatn", "North", 55), ("Goðafoss", "North", 40),
+    ("Akureyri", "North", 50), ("Siglufjörður", "North", 75), ("Hofsós", "North", 60),
+    ("Blönduós", "North-west", 95), ("Hvammstangi", "North-west", 50),
+    ("Borgarnes", "West", 110), ("Snæfellsjökull", "West", 120), ("Arnarstapi", "West", 15),
+    ("Akranes", "West", 140), ("Reykjavík (home)", "Capital Region", 50),
+)  # fmt: skip
+
+
+def _waypoints() -> Database:
+    """Stops along the Iceland ring road: more than the 25 relations a page object holds."""
+    rows = [Page(name, properties={"Name": name, "Day": 1 + index // 4, "Region": region,
+                                   "Km": km})
+            for index, (name, region, km) in enumerate(_RING_ROAD)]
+    return Database("Waypoints", icon="\U0001f4cd", rows=rows, properties={
+        "Name": "title", "Day": "number", "Region": "select", "Km": "number"})
 
 
 def _people() -> Database:
@@ -291,7 +322,7 @@ def _people() -> Database:
         "Name": "title", "Email": "email", "Role": "select"})
 
 
-def _trip_row(m: _Media, index: int, people: list[Page]) -> Page:
+def _trip_row(m: _Media, index: int, people: list[Page], stops: list[Page]) -> Page:
     name, country, start, budget, tags = _TRIPS[index]
     rng = random.Random(f"demo/trip/{index}")
     slug = name.lower().replace(" ", "-")
@@ -305,6 +336,7 @@ def _trip_row(m: _Media, index: int, people: list[Page]) -> Page:
         # One external file object among the attachments.
         photos.append(m.file("lofoten-route.png", lambda: media.png(320, 200, "demo/lofoten"),
                              "png/lofoten", external=True))
+    companions = [people[(index + k) % len(people)] for k in range(index % 3)]
     body: list[Node] = []
     if index < 4:
         body = [para("Notes for ", _b(name), ". ", media.prose(2, f"demo/trip/{index}")),
@@ -321,13 +353,20 @@ def _trip_row(m: _Media, index: int, people: list[Page]) -> Page:
         "Contact": f"{slug.split('-')[0]}@example.com",
         "Notes": media.prose(1, f"demo/trip-notes/{index}"),
         "Photos": photos,
-        "Companions": [people[(index + k) % len(people)] for k in range(index % 3)],
+        "Companions": companions,
+        "Stops": stops if index == 0 else [],
+        "Distance (km)": Rollup("Stops", "Km", "sum"),
+        "Per person (EUR)": round(budget / (len(companions) + 1), 2),
+        "Organiser": [person(_PEOPLE[index % len(_PEOPLE)][0])],
+        "Trip ID": f"TRIP-{index + 1}",
+        "Created by": None,
     })
 
 
-def _trips(m: _Media, people: Database) -> Database:
+def _trips(m: _Media, people: Database, waypoints: Database) -> Database:
     companions = people.data_sources[0].rows
-    rows = [_trip_row(m, i, companions) for i in range(len(_TRIPS))]
+    stops = waypoints.data_sources[0].rows
+    rows = [_trip_row(m, i, companions, stops) for i in range(len(_TRIPS))]
     return Database("Trips", icon="\u2708\ufe0f", cover=m.cover("trips"),
                     properties=dict(_TRIPS_SCHEMA), rows=rows)
 
@@ -623,7 +662,8 @@ def build_demo(data_dir: Path) -> Workspace:
     linker = Linker()
     status = _status_block(m)
     people = _people()
-    trips = _trips(m, people)
+    waypoints = _waypoints()
+    trips = _trips(m, people, waypoints)
     sections: dict[str, Page | Database] = {
         "Journal": _journal(m),
         "Trips": trips,
@@ -635,6 +675,8 @@ def build_demo(data_dir: Path) -> Workspace:
     pages: list[Page | Database] = [
         welcome, sections["Journal"], trips, people, sections["Projects"], sections["Recipes"],
         sections["Library"], _odds_and_ends(m), _private(m),
+        # Last, so that adding it left the ids of everything above unchanged.
+        waypoints,
     ]
     workspace = Workspace(name="Field Notes", pages=pages, seed="field-notes-demo",
                           bot_name="notionfs demo")

@@ -103,9 +103,14 @@ class Page:
     """A page. At top level or as a child node it is a child_page; in a database, a row.
 
     ``properties`` for rows maps property name to a plain value interpreted by the data
-    source's schema: title/rich_text -> str, number -> int|float, select/status -> str,
-    multi_select -> list[str], date -> str (ISO) , checkbox -> bool, url/email/phone_number
-    -> str, files -> list[FileSpec], relation -> list[Page], people -> list[str] (user ids).
+    source's schema: title/rich_text -> str (or a rich_text array, e.g. with mentions),
+    number -> int|float, select/status -> str, multi_select -> list[str], date -> str (ISO)
+    or {start, end, time_zone}, checkbox -> bool, url/email/phone_number -> str, files ->
+    list[FileSpec], relation -> list[Page], people -> list of user ids (str) or users
+    ({id, name, email}); formula -> its result (str, int|float, bool, datetime.date or
+    None); rollup -> Rollup; unique_id -> int or "PREFIX-N"; verification -> None
+    (unverified) or {state, date, verified_by}; button, created_time, created_by,
+    last_edited_time, last_edited_by -> anything (computed).
     ``icon``/``cover``: FileSpec, or for icon an emoji str.
     ``shared=False``: the integration cannot see this page (404), though shared children can.
     """
@@ -164,6 +169,16 @@ class Database:
             ]
         self.properties = None
         self.rows = None
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A rollup property's value: ``function`` over ``property`` of the pages related
+    through the row's ``relation`` property (computed when the row is rendered)."""
+
+    relation: str
+    property: str
+    function: str = "show_original"
 
 
 Node = Union[Block, Page, Database]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
+import statistics
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from notionfs.emulator.model import (
     DataSource,
     FileSpec,
     Page,
+    Rollup,
     Workspace,
     rich_text,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "render_row_properties",
     "render_schema",
     "property_items",
+    "property_item_meta",
     "plain_value",
     "page_title",
     "bot_user_id",
@@ -59,8 +63,12 @@ VERSIONS = (V2022, V2025, V2026)
 
 # Property types whose retrieve-property endpoint answers a paginated list of items.
 PAGINATED_PROPERTY_TYPES = ("title", "rich_text", "relation", "people")
-# A page object carries at most this many relation references (then has_more: true).
+# A page object carries at most this many references per property: relations then say
+# has_more: true, people lists stop, title/rich_text drop the mentions past it, and rollups
+# are computed over the first this-many related pages (Notion API reference, "Retrieve a
+# page", Limits). The property item endpoint returns everything.
 RELATION_LIMIT = 25
+REFERENCE_LIMIT = RELATION_LIMIT
 
 _USER_NAMESPACE = uuid.UUID("0b6b2a4e-31f4-4a8e-9d55-2f0f1c7a6e21")
 _COLORS = ("default", "gray", "brown", "orange", "yellow", "green", "blue", "purple", "pink", "red")
@@ -116,6 +124,23 @@ def person_user_id(workspace: Workspace) -> str:
 
 def _user_ref(user_id: str) -> Json:
     return {"object": "user", "id": dashed_id(user_id)}
+
+
+def _user_json(user: Any, ctx: RenderContext) -> Json:
+    """A people value: a full person for users the model names (or the workspace's
+    person), else a partial user (Notion's answer for users the integration cannot read)."""
+    if isinstance(user, dict):
+        return {
+            "object": "user",
+            "id": dashed_id(str(user["id"])),
+            "name": user.get("name"),
+            "avatar_url": None,
+            "type": "person",
+            "person": {"email": user["email"]} if user.get("email") else {},
+        }
+    if dashed_id(str(user)) == dashed_id(ctx.user_id):
+        return render_person_user(ctx.index.workspace)
+    return _user_ref(str(user))
 
 
 def page_url(title: str, object_id: str) -> str:
@@ -228,6 +253,8 @@ def page_title(page: Page, ds: DataSource | None) -> str:
         value = page.properties.get(name) if name else None
         if isinstance(value, str):
             return value
+        if isinstance(value, list):
+            return "".join(str(run.get("plain_text", "")) for run in value)
     return page.title
 
 
@@ -239,19 +266,82 @@ def plain_value(page: Page, ds: DataSource, name: str) -> Any:
 
 
 def render_row_properties(page: Page, ds: DataSource, ctx: RenderContext) -> Json:
+    """A row's property values as its page object holds them: references capped."""
     rendered: Json = {}
     for name, kind in ds.properties.items():
-        value = _property_value(kind, plain_value(page, ds, name), page, ctx)
+        plain = plain_value(page, ds, name)
+        if kind == "rollup":
+            value = _rollup_value(plain, page, ctx, limit=REFERENCE_LIMIT)
+        else:
+            value = _property_value(kind, plain, page, ctx)
         prop: Json = {"id": property_id(name, kind), "type": kind, kind: value}
         if kind == "relation":
             prop[kind] = value[:RELATION_LIMIT]
             prop["has_more"] = len(value) > RELATION_LIMIT
+        elif kind == "people":
+            prop[kind] = value[:REFERENCE_LIMIT]
+        elif kind in ("title", "rich_text"):
+            prop[kind] = _cap_mentions(value, REFERENCE_LIMIT)
         rendered[name] = prop
     return rendered
 
 
+def _cap_mentions(runs: list[Json], limit: int) -> list[Json]:
+    """Runs with the mentions past the first ``limit`` left out (text runs all kept)."""
+    kept, mentions = [], 0
+    for run in runs:
+        if run.get("type") == "mention":
+            mentions += 1
+            if mentions > limit:
+                continue
+        kept.append(run)
+    return kept
+
+
 def _text_value(value: Any) -> list[Json]:
+    if isinstance(value, list):
+        return copy.deepcopy(value)
     return rich_text(str(value)) if value not in (None, "") else []
+
+
+def _date_json(value: Any) -> Json | None:
+    if not value:
+        return None
+    if isinstance(value, dict):
+        return {"start": value["start"], "end": value.get("end"),
+                "time_zone": value.get("time_zone")}
+    if isinstance(value, date):
+        return {"start": value.isoformat(), "end": None, "time_zone": None}
+    return {"start": str(value), "end": None, "time_zone": None}
+
+
+def _formula_value(value: Any, page: Page, ctx: RenderContext) -> Json:
+    """The formula's result, typed as Notion reports it: string, number, boolean or date."""
+    if isinstance(value, bool):
+        return {"type": "boolean", "boolean": value}
+    if isinstance(value, (int, float)):
+        return {"type": "number", "number": value}
+    if isinstance(value, date):
+        return {"type": "date", "date": _date_json(value)}
+    return {"type": "string", "string": None if value is None else str(value)}
+
+
+def _unique_id_value(value: Any, page: Page, ctx: RenderContext) -> Json:
+    if isinstance(value, str) and "-" in value:
+        prefix, number = value.rsplit("-", 1)
+        return {"prefix": prefix, "number": int(number)}
+    return {"prefix": None, "number": value if isinstance(value, int) else None}
+
+
+def _verification_value(value: Any, page: Page, ctx: RenderContext) -> Json:
+    if not isinstance(value, dict):
+        return {"state": "unverified", "date": None, "verified_by": None}
+    verifier = value.get("verified_by")
+    return {
+        "state": value.get("state", "verified"),
+        "date": _date_json(value.get("date")),
+        "verified_by": None if verifier is None else _user_json(verifier, ctx),
+    }
 
 
 def _property_value(kind: str, value: Any, page: Page, ctx: RenderContext) -> Any:
@@ -275,18 +365,23 @@ _VALUE_RENDERERS: dict[str, Callable[[Any, Page, RenderContext], Any]] = {
     "select": _option_or_none,
     "status": _option_or_none,
     "multi_select": lambda v, page, ctx: [option_json(o) for o in v or []],
-    "date": lambda v, page, ctx: {"start": v, "end": None, "time_zone": None} if v else None,
+    "date": lambda v, page, ctx: _date_json(v),
     "checkbox": lambda v, page, ctx: bool(v),
     "url": _text_or_none,
     "email": _text_or_none,
     "phone_number": _text_or_none,
     "files": lambda v, page, ctx: [_file_entry(spec, ctx) for spec in v or []],
     "relation": lambda v, page, ctx: [{"id": dashed_id(p.id)} for p in v or []],
-    "people": lambda v, page, ctx: [_user_ref(uid) for uid in v or []],
+    "people": lambda v, page, ctx: [_user_json(user, ctx) for user in v or []],
     "created_time": lambda v, page, ctx: iso_time(page.created_time),
     "last_edited_time": lambda v, page, ctx: iso_time(page.last_edited_time),
     "created_by": lambda v, page, ctx: _user_ref(ctx.user_id),
     "last_edited_by": lambda v, page, ctx: _user_ref(ctx.user_id),
+    "formula": _formula_value,
+    "rollup": lambda v, page, ctx: _rollup_value(v, page, ctx),
+    "unique_id": _unique_id_value,
+    "verification": _verification_value,
+    "button": lambda v, page, ctx: {},
 }
 
 
@@ -294,19 +389,134 @@ def _file_entry(spec: FileSpec, ctx: RenderContext) -> Json:
     return {"name": spec.name, **ctx.file_object(spec)}
 
 
+# ---- rollups ------------------------------------------------------------------------------
+
+
+def _related_values(spec: Rollup, page: Page, ctx: RenderContext,
+                    limit: int | None) -> list[tuple[str, Any]]:
+    """(type, typed value) of the rolled-up property on each related page."""
+    ds = ctx.index.data_source_of(page)
+    related = plain_value(page, ds, spec.relation) if ds is not None else None
+    values = []
+    for other in (related or [])[:limit]:
+        other_ds = ctx.index.data_source_of(other) if isinstance(other, Page) else None
+        kind = other_ds.properties.get(spec.property) if other_ds is not None else None
+        if other_ds is not None and kind is not None:
+            plain = plain_value(other, other_ds, spec.property)
+            values.append((kind, _property_value(kind, plain, other, ctx)))
+    return values
+
+
+def _is_empty(value: Any) -> bool:
+    return value in (None, "", [], {}) or value == {"type": "string", "string": None}
+
+
+def _number_of(value: Any) -> float | None:
+    if isinstance(value, dict) and value.get("type") in ("number", "boolean"):
+        value = value.get(value["type"])
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def _date_start(value: Any) -> str | None:
+    if isinstance(value, dict) and value.get("type") == "date":
+        value = value.get("date")
+    return value.get("start") if isinstance(value, dict) else None
+
+
+def _aggregate(function: str, values: list[Any]) -> tuple[str, Any]:
+    """Notion's rollup functions over typed values: ("number", n) or ("date", {...})."""
+    present = [v for v in values if not _is_empty(v)]
+    numbers = [n for n in (_number_of(v) for v in present) if n is not None]
+    starts = sorted(s for s in (_date_start(v) for v in present) if s)
+    total = len(values)
+    counts = {
+        "count": total,
+        "count_values": sum(len(v) if isinstance(v, list) else 1 for v in present),
+        "empty": total - len(present),
+        "not_empty": len(present),
+        "unique": len({json.dumps(v, sort_keys=True) for v in present}),
+        "checked": sum(1 for v in values if v is True),
+        "unchecked": sum(1 for v in values if v is False),
+    }
+    if function in counts:
+        return "number", counts[function]
+    if function.startswith("percent_"):
+        part = counts.get(function.removeprefix("percent_"), 0)
+        return "number", round(part / total, 4) if total else 0
+    if function in ("earliest_date", "latest_date", "date_range"):
+        if not starts:
+            return "date", None
+        start = starts[-1] if function == "latest_date" else starts[0]
+        end = starts[-1] if function == "date_range" else None
+        return "date", {"start": start, "end": end, "time_zone": None}
+    if not numbers:
+        return "number", None
+    reducers: dict[str, Callable[[list[float]], float]] = {
+        "sum": sum, "average": statistics.fmean, "median": statistics.median,
+        "min": min, "max": max, "range": lambda ns: max(ns) - min(ns),
+    }
+    return "number", reducers.get(function, sum)(numbers)
+
+
+def _rollup_value(spec: Any, page: Page, ctx: RenderContext, limit: int | None = None) -> Json:
+    """A rollup's value over the related pages (the first ``limit`` of them if given)."""
+    if not isinstance(spec, Rollup):
+        return {"type": "array", "array": [], "function": "show_original"}
+    values = _related_values(spec, page, ctx, limit)
+    if spec.function in ("show_original", "show_unique"):
+        items = [{"type": kind, kind: value} for kind, value in values]
+        if spec.function == "show_unique":
+            unique = {json.dumps(item, sort_keys=True): item for item in items}
+            items = list(unique.values())
+        return {"type": "array", "array": items, "function": spec.function}
+    kind, result = _aggregate(spec.function, [value for _, value in values])
+    return {"type": kind, kind: result, "function": spec.function}
+
+
 # ---- property items (GET /v1/pages/{id}/properties/{property_id}) -----------------------
 
 
+def _item(pid: str, kind: str, value: Any) -> Json:
+    return {"object": "property_item", "id": pid, "type": kind, kind: value}
+
+
 def property_items(page: Page, name: str, kind: str, ctx: RenderContext) -> list[Json] | Json:
-    """The items of a paginated property (title, rich_text, relation, people), or the
-    single property_item object of any other type."""
+    """The items of a paginated property (title, rich_text, relation, people, rollup), or
+    the single property_item object of any other type. A rollup lists the rolled-up values
+    of every related page, flattened (its result is in ``property_item_meta``)."""
     ds = ctx.index.data_source_of(page)
     value = plain_value(page, ds, name) if ds is not None else page.title
     pid = property_id(name, kind)
+    if kind == "rollup":
+        if not isinstance(value, Rollup):
+            return []
+        items = []
+        for item_kind, item in _related_values(value, page, ctx, None):
+            many = item_kind in PAGINATED_PROPERTY_TYPES and isinstance(item, list)
+            items += [_item(pid, item_kind, part) for part in (item if many else [item])]
+        return items
     typed = _property_value(kind, value, page, ctx)
     if kind in PAGINATED_PROPERTY_TYPES:
-        return [{"object": "property_item", "id": pid, "type": kind, kind: item} for item in typed]
-    return {"object": "property_item", "id": pid, "type": kind, kind: typed}
+        return [_item(pid, kind, item) for item in typed]
+    return _item(pid, kind, typed)
+
+
+def property_item_meta(page: Page, name: str, kind: str, ctx: RenderContext) -> Json:
+    """The ``property_item`` summary of a paginated answer, without ``next_url``.
+
+    For a rollup it carries the result over every related page; a "show original" rollup's
+    array there is empty, its values being the listed items.
+    """
+    meta: Json = {"id": property_id(name, kind), "type": kind, kind: {}}
+    if kind == "rollup":
+        ds = ctx.index.data_source_of(page)
+        rollup = _rollup_value(plain_value(page, ds, name) if ds else None, page, ctx)
+        if rollup["type"] == "array":
+            rollup["array"] = []
+        meta[kind] = rollup
+    return meta
 
 
 # ---- blocks -------------------------------------------------------------------------------
@@ -375,7 +585,33 @@ def _property_config(ds: DataSource, name: str, kind: str, ctx: RenderContext) -
         return {"options": options, "groups": _status_groups(options)}
     if kind == "relation":
         return _relation_config(ds, name, ctx)
+    if kind == "rollup":
+        return _rollup_config(ds, name, ctx)
+    if kind == "formula":
+        return {"expression": ""}  # the emulator keeps results, not expressions
+    if kind == "unique_id":
+        first = next((_unique_id_value(row.properties.get(name), row, ctx) for row in ds.rows
+                      if row.properties.get(name) is not None), {"prefix": None})
+        return {"prefix": first["prefix"]}
     return {}
+
+
+def _rollup_config(ds: DataSource, name: str, ctx: RenderContext) -> Json:
+    spec = next((row.properties[name] for row in ds.rows
+                 if isinstance(row.properties.get(name), Rollup)), None)
+    if spec is None:
+        return {"function": "show_original"}
+    related = next((p for row in ds.rows for p in row.properties.get(spec.relation) or []
+                    if isinstance(p, Page)), None)
+    target = ctx.index.data_source_of(related) if related is not None else None
+    rolled_kind = target.properties.get(spec.property, "title") if target else "title"
+    return {
+        "relation_property_name": spec.relation,
+        "relation_property_id": property_id(spec.relation, "relation"),
+        "rollup_property_name": spec.property,
+        "rollup_property_id": property_id(spec.property, rolled_kind),
+        "function": spec.function,
+    }
 
 
 def _option_names(ds: DataSource, name: str) -> list[str]:

@@ -15,7 +15,9 @@ block): ``paragraph``/``quote``/list items ``{rich_text, color}``, ``to_do`` add
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from .model import (
     FileSpec,
     Node,
     Page,
+    Rollup,
     Workspace,
     callout,
     columns,
@@ -37,6 +40,7 @@ from .model import (
     synced_copy,
     toggle,
 )
+from .render import person_user_id
 
 __all__ = [
     "CONTENT_TYPES",
@@ -63,6 +67,8 @@ __all__ = [
     "link_preview",
     "inline_equation",
     "date_mention",
+    "person",
+    "user_mention",
     "nested_files",
     "wide_page",
     "big_database",
@@ -72,6 +78,7 @@ __all__ = [
     "hostile_titles",
     "big_file",
     "everything_blocks",
+    "every_property",
     "signature",
 ]
 
@@ -118,6 +125,25 @@ def date_mention(start: str, end: str | None = None) -> list[dict[str, Any]]:
     return [{"type": "mention",
              "mention": {"type": "date", "date": {"start": start, "end": end, "time_zone": None}},
              "annotations": _annotations(), "plain_text": plain, "href": None}]
+
+
+_PERSON_NAMESPACE = uuid.UUID("3c0e6f7a-5b1d-4f2e-8a9c-7d6b5e4f3a21")
+
+
+def person(name: str) -> dict[str, str]:
+    """A workspace member as a ``people`` value: a stable id from the name, and an email."""
+    handle = "".join(c for c in name.lower().split(" ")[0] if c.isalnum()) or "someone"
+    return {"id": str(uuid.uuid5(_PERSON_NAMESPACE, name)), "name": name,
+            "email": f"{handle}@example.com"}
+
+
+def user_mention(user: dict[str, str]) -> list[dict[str, Any]]:
+    """A rich_text run mentioning a workspace member (plain_text "@Name", as Notion)."""
+    return [{"type": "mention",
+             "mention": {"type": "user", "user": {
+                 "object": "user", "id": user["id"], "name": user["name"], "avatar_url": None,
+                 "type": "person", "person": {"email": user["email"]}}},
+             "annotations": _annotations(), "plain_text": f"@{user['name']}", "href": None}]
 
 
 def file_spec(name: str, data: bytes, *, external: bool = False) -> FileSpec:
@@ -560,7 +586,12 @@ def everything_blocks(seed: str = "every") -> Workspace:
     code (with caption), equation, divider, table (with table_row), bookmark, embed,
     link_preview, link_to_page (page and database), table_of_contents, breadcrumb,
     column_list/column, synced_block (original and copy), child_page, child_database,
-    image, video, audio, file, pdf, and one ``unsupported`` block.
+    image, video, audio, file, pdf, and one ``unsupported`` block. Then cases for escaping
+    and layout: a numbered list restarting after other blocks, a bullet holding a paragraph,
+    text full of Markdown syntax and line breaks, a code block holding a backtick fence, a
+    table without a header row (with "|" and a line break in cells), and a toggle holding
+    image ``in toggle (1).png``. The styled paragraph mentions a page, a database, a date
+    and a person (``person("Ada Lindqvist")``).
     """
     linker = Linker()
     target = Page("Link target", children=[paragraph("Links point here.")])
@@ -572,8 +603,8 @@ def everything_blocks(seed: str = "every") -> Workspace:
         ", ", rich_text("code", code=True), ", ", rich_text("red", color="red"), ", ",
         rich_text("a link", href="https://developers.notion.com"), ", math ",
         inline_equation("e^{i\\pi} + 1 = 0"), ", a page ", linker.mention(target),
-        ", a database ", linker.mention(linked_db), " and a date ", date_mention("2026-01-05"),
-        ".",
+        ", a database ", linker.mention(linked_db), ", a date ", date_mention("2026-01-05"),
+        " and a person ", user_mention(person("Ada Lindqvist")), ".",
     )
     original = synced([paragraph("Synced text, shown twice.")])
     children: list[Node] = [
@@ -615,7 +646,96 @@ def everything_blocks(seed: str = "every") -> Workspace:
         file_block("file", _txt("file.txt", f"{seed}/file"), caption="A file"),
         file_block("pdf", file_spec("doc.pdf", media.pdf([("Doc", ["One page."])]))),
         Block("unsupported", {}),
+        numbered("Numbering restarts"),
+        numbered("after any other block"),
+        bullet("A bullet with a paragraph", [paragraph("The paragraph under the bullet.")]),
+        para("# Not a heading: *stars*, _under_, snake_case, [brackets](x), <b>tag</b>, "
+             "&amp; | pipe | $5, back\\slash, ~tilde~, `ticks`"),
+        para("1. Not a list\n- nor this\n> nor a quote"),
+        code("Fences ``` inside\n", "markdown"),
+        table([["a|b", "line\nbreak"], ["", "last"]], column_header=False),
+        toggle("A toggle with an image", [
+            file_block("image", _png("in toggle (1).png", f"{seed}/toggle"))]),
     ]
     page = Page("Every block", icon="\U0001f9f1", children=children)
     return linker.finish(Workspace(name="Every block", pages=[page, target, linked_db],
                                    seed=f"everything_blocks/{seed}"))
+
+
+EVERY_PROPERTY_SCHEMA = {
+    "Name": "title", "Notes": "rich_text", "Score": "number", "Kind": "select",
+    "Tags": "multi_select", "Stage": "status", "When": "date", "Owners": "people",
+    "Attachments": "files", "Done": "checkbox", "Link": "url", "Mail": "email",
+    "Phone": "phone_number", "Formula text": "formula", "Formula number": "formula",
+    "Formula flag": "formula", "Formula date": "formula", "Targets": "relation",
+    "Points total": "rollup", "Latest target": "rollup", "Target names": "rollup",
+    "Created": "created_time", "Created by": "created_by", "Edited": "last_edited_time",
+    "Edited by": "last_edited_by", "Row ID": "unique_id", "Verified": "verification",
+    "Action": "button",
+}  # fmt: skip
+_ROLLUPS = {
+    "Points total": Rollup("Targets", "Points", "sum"),
+    "Latest target": Rollup("Targets", "When", "latest_date"),
+    "Target names": Rollup("Targets", "Name", "show_original"),
+}
+
+
+def every_property(seed: str = "props", n_targets: int = 30) -> Workspace:
+    """Database "Every property" with a property of every type the API returns (schema
+    ``EVERY_PROPERTY_SCHEMA``), and database "Targets" (``n_targets`` rows "Target 01"..,
+    Points = N, When = 2026-02-NN) that its relation and rollups point at.
+
+    Rows of "Every property":
+
+    - "Full row": every value set. Notes mix annotations with page, user and date mentions;
+      When is a range with a time zone; two Owners (one the workspace's own person); a
+      hosted ``notes.txt`` and an external ``spec.pdf``; two Targets; formulas of each result
+      type; rollups sum / latest_date / show_original over Targets; Row ID ``ROW-1``;
+      verified by Ada Lindqvist.
+    - "Many references": more than the 25 references a page object holds: every Target,
+      ``n_targets`` Owners, Notes of ``n_targets`` page mentions; Row ID ``ROW-2``; the
+      verification expired.
+    - "Empty row": nothing set (computed properties still have values).
+    """
+    linker = Linker()
+    targets = [Page(f"Target {i:02d}", properties={
+        "Name": f"Target {i:02d}", "Points": i, "When": f"2026-02-{i:02d}"})
+        for i in range(1, n_targets + 1)]
+    target_db = Database("Targets", properties={"Name": "title", "Points": "number",
+                                                "When": "date"}, rows=targets)
+    ada = person("Ada Lindqvist")
+    notes = runs("Mixed ", rich_text("bold", bold=True), " text about ",
+                 linker.mention(targets[0]), " by ", user_mention(ada), " on ",
+                 date_mention("2026-01-05"), ".\nSecond line, with \"quotes\": and a colon.")
+    full = Page("Full row", properties={
+        "Name": "Full row", "Notes": notes, "Score": 3.5, "Kind": "Alpha",
+        "Tags": ["red", "blue"], "Stage": "In progress",
+        "When": {"start": "2026-01-05T10:00:00.000", "end": "2026-01-05T12:30:00.000",
+                 "time_zone": "Europe/Berlin"},
+        "Done": True,
+        "Attachments": [_txt("notes.txt", f"{seed}/notes"),
+                        file_spec("spec.pdf", media.pdf([("Spec", ["One page."])]),
+                                  external=True)],
+        "Link": "https://example.com/full?a=1&b=2", "Mail": "full@example.com",
+        "Phone": "+1 555 0100", "Formula text": "Alpha: 3.5", "Formula number": 7,
+        "Formula flag": True, "Formula date": date(2026, 1, 5), "Targets": targets[:2],
+        **_ROLLUPS, "Row ID": "ROW-1",
+        "Verified": {"state": "verified", "date": "2026-01-05", "verified_by": ada},
+    })
+    many = Page("Many references", properties={
+        "Name": "Many references",
+        "Notes": runs(*[part for t in targets for part in (linker.mention(t), " ")]),
+        "Owners": [person(f"Member {i:02d}") for i in range(1, n_targets + 1)],
+        "Targets": list(targets), **_ROLLUPS, "Formula text": "", "Formula number": 0,
+        "Formula flag": False, "Formula date": None, "Row ID": "ROW-2",
+        "Verified": {"state": "expired",
+                     "date": {"start": "2025-12-01", "end": "2026-01-01"}},
+    })
+    empty = Page("Empty row", properties={"Name": "Empty row", **_ROLLUPS, "Row ID": "ROW-3"})
+    database = Database("Every property", properties=dict(EVERY_PROPERTY_SCHEMA),
+                        rows=[full, many, empty])
+    workspace = Workspace(name="Every property", pages=[database, target_db],
+                          seed=f"every_property/{seed}")
+    # The workspace's own member (the emulator renders them as a full user object).
+    full.properties["Owners"] = [ada, person_user_id(workspace)]
+    return linker.finish(workspace)

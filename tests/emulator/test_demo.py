@@ -104,6 +104,13 @@ def test_trips_database(workspace: Workspace) -> None:
     for row in ds.rows:
         assert set(row.properties) == set(ds.properties)
         assert row.properties["Name"] == row.title
+    assert set(ds.properties.values()) >= {"rollup", "formula", "people", "unique_id",
+                                           "created_by"}
+    # More relations than the 25 a page object holds: the rest come from the property
+    # item endpoint.
+    waypoints = _find(workspace, "Waypoints").data_sources[0].rows
+    stops = {row.title: len(row.properties["Stops"]) for row in ds.rows}
+    assert stops["Iceland ring road"] == len(waypoints) > 25
 
 
 def test_inline_reading_list(workspace: Workspace) -> None:
@@ -251,11 +258,10 @@ def test_emulator_serves_the_demo(workspace: Workspace) -> None:
             base_url=emulator.api_url, timeout=30,
             headers={"Authorization": f"Bearer {emulator.token}",
                      "Notion-Version": "2025-09-03"}) as api:
-        found = api.post("/v1/search", json={"page_size": 100}).json()
-        assert not found["has_more"]
-        titles = {_plain_title(r) for r in found["results"] if r["object"] == "page"}
+        results = _search_all(api)
+        titles = {_plain_title(r) for r in results if r["object"] == "page"}
         assert "Shared packing list" in titles and "Private notes" not in titles
-        stack = [r["id"] for r in found["results"] if r["object"] == "page"]
+        stack = [r["id"] for r in results if r["object"] == "page"]
         while stack:
             body = api.get(f"/v1/blocks/{stack.pop()}/children", params={"page_size": 100})
             assert body.status_code == 200
@@ -266,6 +272,17 @@ def test_emulator_serves_the_demo(workspace: Workspace) -> None:
                 if block["has_children"] and kind not in ("child_page", "child_database"):
                     stack.append(block["id"])
     assert seen_files >= 15
+
+
+def _search_all(api: httpx.Client) -> list[dict[str, Any]]:
+    body: dict[str, Any] = {"page_size": 100}
+    results: list[dict[str, Any]] = []
+    while True:
+        found = api.post("/v1/search", json=body).json()
+        results += found["results"]
+        if not found["has_more"]:
+            return results
+        body["start_cursor"] = found["next_cursor"]
 
 
 def _plain_title(page: dict[str, Any]) -> str:

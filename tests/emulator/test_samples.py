@@ -29,6 +29,7 @@ BUILDERS: dict[str, Builder] = {
     "many_pages": lambda: samples.many_pages(150),
     "hostile_titles": samples.hostile_titles,
     "everything_blocks": samples.everything_blocks,
+    "every_property": lambda: samples.every_property(n_targets=30),
 }
 
 
@@ -299,8 +300,11 @@ def test_everything_blocks_has_every_type_with_api_shapes() -> None:
     links = [b.payload for b in blocks if b.type == "link_to_page"]
     assert links == [{"type": "page_id", "page_id": target.id},
                      {"type": "database_id", "database_id": linked_db.id}]
-    (table,) = [b for b in blocks if b.type == "table"]
-    assert all(len(row.payload["cells"]) == table.payload["table_width"] for row in table.children)
+    tables = [b for b in blocks if b.type == "table"]
+    assert [t.payload["has_column_header"] for t in tables] == [True, False]
+    for table in tables:
+        assert all(len(row.payload["cells"]) == table.payload["table_width"]
+                   for row in table.children)
     to_dos = [b for b in blocks if b.type == "to_do"]
     assert {b.payload["checked"] for b in to_dos} == {True, False}
     assert any(b.children for b in to_dos)
@@ -315,13 +319,16 @@ def test_everything_blocks_rich_text_runs() -> None:
                   and len(b.payload["rich_text"]) > 5)
     runs = styled.payload["rich_text"]
     kinds = Counter(r["type"] for r in runs)
-    assert kinds["equation"] == 1 and kinds["mention"] == 3
+    assert kinds["equation"] == 1 and kinds["mention"] == 4
     for flag in ("bold", "italic", "strikethrough", "underline", "code"):
         assert any(r["annotations"][flag] for r in runs)
     assert any(r["href"] == "https://developers.notion.com" for r in runs)
     mentions = [r["mention"] for r in runs if r["type"] == "mention"]
     assert mentions[0] == {"type": "page", "page": {"id": target.id}}
     assert mentions[2]["date"]["start"] == "2026-01-05"
+    user = mentions[3]["user"]
+    assert user["object"] == "user" and user["name"] == "Ada Lindqvist"
+    assert runs[-2]["plain_text"] == "@Ada Lindqvist"
     for run in runs:
         assert set(run) >= {"type", "annotations", "plain_text", "href", run["type"]}
 
