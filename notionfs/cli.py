@@ -160,15 +160,14 @@ def check_fuse_available() -> None:
 
 def check_mountpoint(path: Path, *, allow_nonempty: bool = False) -> None:
     """A usable, unmounted, empty directory. A dead mount left by a crash is lifted."""
+    if _is_dead_mount(path):
+        _recover_dead_mount(path)
     try:
         st = path.stat()
     except FileNotFoundError:
         raise ConfigError(f"mountpoint {path} does not exist (mkdir it first)") from None
     except OSError as exc:
-        if exc.errno != errno.ENOTCONN:
-            raise ConfigError(f"mountpoint {path}: {exc.strerror}") from None
-        _recover_dead_mount(path)
-        st = path.stat()
+        raise ConfigError(f"mountpoint {path}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"mountpoint {path} is not a directory")
     if os.path.ismount(path):
@@ -179,6 +178,22 @@ def check_mountpoint(path: Path, *, allow_nonempty: bool = False) -> None:
             f"mountpoint {path} is not empty: the mount would hide its files "
             "(use an empty directory, or pass -o nonempty)"
         )
+
+
+def _is_dead_mount(path: Path) -> bool:
+    """A mount whose server died: "Transport endpoint is not connected".
+
+    stat alone may not tell (the kernel answers it from cached attributes); statfs always
+    goes to the server, and a live notionfs answers it without touching the network.
+    """
+    try:
+        if not os.path.ismount(path):
+            path.stat()
+            return False
+        os.statvfs(path)
+    except OSError as exc:
+        return exc.errno == errno.ENOTCONN
+    return False
 
 
 def unmount_command(path: Path, *, lazy: bool) -> list[str]:
