@@ -127,6 +127,8 @@ class ApiRequest:
     headers: dict[str, str]  # lower-case names
     body: Any  # the parsed JSON body, or None
     query: str = ""  # the raw query string
+    # When it was answered (time.monotonic): tests check the pauses between requests.
+    at_s: float = field(default_factory=time.monotonic)
 
 
 class ApiCounters:

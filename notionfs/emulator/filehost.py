@@ -99,6 +99,8 @@ class FileHostCounters:
     ``bytes_sent`` counts body bytes; it is raised before each slice is written and lowered
     again by what a disconnecting client never got, so a client that has read a whole body
     always finds it counted. ``disconnects`` counts responses cut short by the client.
+    ``faults`` counts the responses a fault switch changed: "stall", "cut", "ignore_range"
+    (a Range header ignored), "wrong_content_length".
     """
 
     def __init__(self) -> None:
@@ -107,6 +109,7 @@ class FileHostCounters:
         self.bytes_sent = 0
         self.disconnects = 0
         self.by_status: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
         self.log: list[FileRequest] = []
 
     def snapshot(self) -> FileHostCounters:
@@ -117,6 +120,7 @@ class FileHostCounters:
             copy.bytes_sent = self.bytes_sent
             copy.disconnects = self.disconnects
             copy.by_status = Counter(self.by_status)
+            copy.faults = Counter(self.faults)
             copy.log = [replace(entry, headers=dict(entry.headers)) for entry in self.log]
         return copy
 
@@ -143,6 +147,11 @@ class FileHostCounters:
             entry.bytes_sent += count
             self._cond.notify_all()
 
+    def _count_fault(self, name: str) -> None:
+        with self._cond:
+            self.faults[name] += 1
+            self._cond.notify_all()
+
     def _client_gone(self, entry: FileRequest, unsent_bytes: int) -> None:
         with self._cond:
             self.bytes_sent -= unsent_bytes
@@ -156,6 +165,7 @@ class FileHostCounters:
             self.bytes_sent = 0
             self.disconnects = 0
             self.by_status.clear()
+            self.faults.clear()
             self.log.clear()
             self._cond.notify_all()
 
@@ -707,7 +717,10 @@ class FileHost:
         refusal = self._check_preconditions(request, stored.etag, meta)
         if refusal is not None:
             return refusal
-        range_header = None if self.faults.ignore_range else request.headers.get("range")
+        range_header = request.headers.get("range")
+        if self.faults.ignore_range and range_header is not None:
+            self.counters._count_fault("ignore_range")
+            range_header = None
         try:
             span = _parse_range(range_header, body.length_bytes)
         except _Unsatisfiable:
@@ -846,12 +859,14 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.server.host
         faults = host.faults._body_view()
         if faults.stall_s > 0 and faults.stall_after_bytes is None:
+            host.counters._count_fault("stall")
             if not host._stall(faults.stall_s):
                 raise _ClientGone
         body = response.body
         send_body = body is not None and request.method != "HEAD"
         announced = None if body is None else body.length_bytes
         if send_body and announced is not None and faults.wrong_content_length:
+            host.counters._count_fault("wrong_content_length")
             announced += _EXTRA_LENGTH_BYTES
         self.send_response(response.status)
         for name, value in response.headers:
@@ -875,10 +890,13 @@ class _Handler(BaseHTTPRequestHandler):
         limit = body.length_bytes
         if faults.cut_after_bytes is not None:
             limit = min(limit, max(0, faults.cut_after_bytes))
+            if limit < body.length_bytes:
+                host.counters._count_fault("cut")
         position = 0
         stall_at = faults.stall_after_bytes
         with _sender(body, self.connection) as send:
             if stall_at is not None and stall_at < limit:
+                host.counters._count_fault("stall")
                 self._send_span(send, body.offset, body.offset + stall_at, entry)
                 if not host._stall(faults.stall_s if faults.stall_s > 0 else None):
                     return False

@@ -54,6 +54,7 @@ def test_cut_rate_cuts_only_that_fraction_reproducibly(
     first = run()
     assert set(first) == {100, len(PAYLOAD)}
     assert 4 <= first.count(100) <= 20
+    assert host.counters.faults["cut"] == first.count(100)
     assert run() == first  # same seed, same responses cut
 
 
@@ -85,3 +86,17 @@ def test_redirect_answers_302_with_location(host: FileHost, client: httpx.Client
     assert followed.content == PAYLOAD
     host.reset()
     assert client.get(host.external_url(SPEC)).status_code == 200
+
+
+def test_faults_changing_a_response_are_counted(host: FileHost, client: httpx.Client) -> None:
+    host.faults.ignore_range = True
+    host.faults.stall_s = 0.01
+    response = client.get(host.signed_url(SPEC, 60)[0], headers={"Range": "bytes=0-9"})
+    assert response.status_code == 200 and response.content == PAYLOAD
+    client.get(host.signed_url(SPEC, 60)[0])  # no Range: nothing ignored
+    assert host.counters.faults == {"ignore_range": 1, "stall": 2}
+    host.reset()
+    host.faults.wrong_content_length = True
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(host.signed_url(SPEC, 60)[0])
+    assert host.counters.faults == {"wrong_content_length": 1}
