@@ -61,9 +61,8 @@ def sha256_uncached(path: Path) -> str:
 def test_reads_survive_url_expiry(tmp_path: Path) -> None:
     """URLs live 2 s; every file is read three times across expiries, one handle held open."""
     workspace = samples.nested_files()
-    workspace.pages.append(
-        Page("Large", children=[file_block("file", FileSpec("large.bin", pattern_bytes(3 << 20, 7)))])
-    )
+    large = FileSpec("large.bin", pattern_bytes(3 << 20, 7))
+    workspace.pages.append(Page("Large", children=[file_block("file", large)]))
     args = ("--cache-size", "4M")
     with mounted(tmp_path, workspace, emulator_options={"expiry_s": 2.0}, args=args) as m:
         first = walk_mount(m.path, sha256_uncached)
@@ -97,8 +96,8 @@ def test_wide_page_and_big_database_list_completely_and_cache(tmp_path: Path) ->
         counters = m.emulator.counters
         roots = sorted(os.listdir(m.path))
         assert len(roots) == 2
-        page_dir = next(m.path / r for r in roots if os.getxattr(m.path / r, "user.notion.type") == b"page")
-        db_dir = next(m.path / r for r in roots if os.getxattr(m.path / r, "user.notion.type") == b"database")
+        kinds = {os.getxattr(m.path / r, "user.notion.type"): m.path / r for r in roots}
+        page_dir, db_dir = kinds[b"page"], kinds[b"database"]
 
         before = counters.calls("GET /v1/blocks/{id}/children")
         listed = os.listdir(page_dir)
