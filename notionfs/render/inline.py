@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -233,30 +234,93 @@ def _merged(segments: Sequence[_Segment]) -> list[_Segment]:
     return out
 
 
-def _styled(seg: _Segment) -> str:
-    """One segment as Markdown; whitespace at its ends stays outside the markers, since
-    "** bold**" is not bold (CommonMark flanking rules). Line breaks stay "\\n"."""
-    if seg.raw:
-        return seg.text
-    text = seg.text.replace("\r\n", "\n").replace("\r", "\n")
-    core = text.strip()
-    if not core:
-        return text
-    lead = text[: len(text) - len(text.lstrip())]
-    trail = text[len(text.rstrip()):]
-    body = code_span(core) if seg.style.code else escape_text(core)
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+# (Markdown opener, closer, HTML open tag, HTML close tag), innermost first.
+_MARKERS = (
+    ("strikethrough", "~~", "<s>", "</s>"),
+    ("italic", "*", "<em>", "</em>"),
+    ("bold", "**", "<strong>", "</strong>"),
+)
+
+
+def _punctuation(char: str, *, symbols: bool) -> bool:
+    if char in _ASCII_PUNCTUATION:
+        return True
+    category = unicodedata.category(char) if char else "Zs"
+    return category.startswith("P") or (symbols and category.startswith("S"))
+
+
+def _loose(char: str) -> bool:
+    """Whether an emphasis marker beside ``char`` (on its outside) always flanks."""
+    return not char or char.isspace() or _punctuation(char, symbols=False)
+
+
+def _emphasis(body: str, style: _Style, before: str, after: str) -> str:
+    """``body`` with its emphasis: Markdown markers where they flank (CommonMark 6.2: a
+    marker between a letter and punctuation opens or closes nothing), else HTML tags."""
+    layers = [m for m in _MARKERS if getattr(style, m[0])]
+    if not layers:
+        return body
+    inner = body
+    for _, marker, _, _ in layers[:-1]:
+        inner = f"{marker}{inner}{marker}"
+    outer = layers[-1][1][0]
+    # A marker right beside another of its kind would merge into one delimiter run.
+    opens_ok = before != outer and (_loose(before) or not _punctuation(inner[0], symbols=True))
+    closes_ok = after != outer and (_loose(after) or not _punctuation(inner[-1], symbols=True))
+    for _, marker, open_tag, close_tag in layers:
+        if opens_ok and closes_ok:
+            body = f"{marker}{body}{marker}"
+        else:
+            body = f"{open_tag}{body}{close_tag}"
+    return body
+
+
+def _first_char(seg: _Segment | None) -> str:
+    """The first character a segment will be written with ("" at the end of the text)."""
+    if seg is None:
+        return ""
+    text = seg.text
+    if seg.raw or not text.strip() or text[0].isspace():
+        return text[:1]
     style = seg.style
-    if style.strikethrough:
-        body = f"~~{body}~~"
-    if style.italic:
-        body = f"*{body}*"
-    if style.bold:
-        body = f"**{body}**"
-    if style.underline:
-        body = f"<u>{body}</u>"
     if seg.href:
-        body = f"[{body}]({link_destination(seg.href)})"
-    return lead + body + trail
+        return "["
+    if style.underline:
+        return "<"
+    if style.bold or style.italic:
+        return "*"  # or "<" if it falls back to tags: punctuation either way
+    if style.strikethrough:
+        return "~"
+    return "`" if style.code else escape_text(text.strip())[:1]
+
+
+def _styled_all(segments: Sequence[_Segment]) -> str:
+    """Segments as Markdown; whitespace at their ends stays outside the markers, since
+    "** bold**" is not bold. Line breaks stay "\\n"."""
+    out = ""
+    for index, seg in enumerate(segments):
+        text = seg.text if seg.raw else seg.text.replace("\r\n", "\n").replace("\r", "\n")
+        core = text.strip()
+        if seg.raw or not core:
+            out += text
+            continue
+        lead = text[: len(text) - len(text.lstrip())]
+        trail = text[len(text.rstrip()):]
+        body = code_span(core) if seg.style.code else escape_text(core)
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        if seg.href:
+            # Inside link brackets the markers always flank.
+            body = _emphasis(body, seg.style, " ", " ")
+        else:
+            body = _emphasis(body, seg.style, (out + lead)[-1:], trail[:1] or
+                             _first_char(following))
+        if seg.style.underline:
+            body = f"<u>{body}</u>"
+        if seg.href:
+            body = f"[{body}]({link_destination(seg.href)})"
+        out += lead + body + trail
+    return out
 
 
 def render_rich_text(
@@ -268,7 +332,7 @@ def render_rich_text(
     headings. Whatever would make a line start a block (heading, list item...) is escaped.
     """
     segments = [_segment(run, links) for run in runs or () if isinstance(run, Mapping)]
-    lines = "".join(_styled(seg) for seg in _merged(segments)).split("\n")
+    lines = _styled_all(_merged(segments)).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()  # a hard break cannot end a paragraph
     if newline == HARD_BREAK:

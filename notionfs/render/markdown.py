@@ -353,9 +353,12 @@ def _link_to_page(node: BlockNode, ctx: _Context, _n: int) -> str:
     if kind not in ("page_id", "database_id") or not isinstance(target, str):
         return ""  # e.g. a link to a comment: nothing a file can point at
     title = ctx.links.title(target)
-    url = ctx.links.child(target) or ctx.links.page_url(target)
-    text = escape_text(" ".join(title.split())) if title else escape_text(url)
-    return f"[{text or 'Untitled'}]({link_destination(url)})"
+    relative = ctx.links.child(target)
+    url = relative or ctx.links.page_url(target)
+    if not title:
+        # The folder's own name, else the address itself.
+        title = unquote(relative.rstrip("/")) if relative else url
+    return f"[{escape_text(' '.join(title.split())) or 'Untitled'}]({link_destination(url)})"
 
 
 def _media(node: BlockNode, ctx: _Context, _n: int) -> str:
