@@ -70,9 +70,14 @@ _UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _ANGLE = re.compile(r"<(?=[A-Za-z/!?])")
 # "&" only where it would read as an entity (&amp; &#38; &#x26;).
 _ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
-# Line starts that would make a heading, quote, list item, thematic break or setext
-# underline: "#", ">", "+", "-", "=", "|" and "1." / "1)".
-_LINE_START = re.compile(r"^([#>+\-=|])|^(\d{1,9})([.)])", re.MULTILINE)
+# Line starts that would make a block (CommonMark 4 and 5): a heading ("# "), a quote (">"),
+# a list item ("- ", "+ ", "1. ", "1) "), a setext underline or thematic break (a line of
+# "-" or "="), a table row ("|"). The first character of each is escaped.
+_LINE_START = re.compile(
+    r"^(?:#{1,6}(?=[ \t]|$)|>|[+\-](?=[ \t]|$)|(?:-[ \t]*)+$|=+[ \t]*$|\|)"
+    r"|^(?P<digits>\d{1,9})(?=[.)](?:[ \t]|$))",
+    re.MULTILINE,
+)
 
 
 def escape_text(text: str) -> str:
@@ -90,9 +95,9 @@ def escape_line_starts(text: str) -> str:
 
 
 def _escape_start(match: re.Match[str]) -> str:
-    if match.group(1) is not None:
-        return "\\" + match.group(1)
-    return match.group(2) + "\\" + match.group(3)
+    if match.group("digits") is not None:
+        return match.group() + "\\"  # "1." -> "1\.": the delimiter is what makes the list
+    return "\\" + match.group()
 
 
 def code_span(text: str) -> str:
@@ -173,7 +178,7 @@ def _mention_segment(run: Mapping[str, Any], style: _Style, links: Links) -> _Se
     value = mention.get(kind) if isinstance(kind, str) else None
     value = value if isinstance(value, Mapping) else {}
     if kind in ("page", "database") and isinstance(value.get("id"), str):
-        target = value["id"]
+        target = normalize_id(value["id"])
         title = links.title(target) or plain or "Untitled"
         return _Segment(title, style, links.child(target) or links.page_url(target))
     if kind == "user":

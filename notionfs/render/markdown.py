@@ -352,6 +352,7 @@ def _link_to_page(node: BlockNode, ctx: _Context, _n: int) -> str:
     target = payload.get(kind) if isinstance(kind, str) else None
     if kind not in ("page_id", "database_id") or not isinstance(target, str):
         return ""  # e.g. a link to a comment: nothing a file can point at
+    target = normalize_id(target)
     title = ctx.links.title(target)
     relative = ctx.links.child(target)
     url = relative or ctx.links.page_url(target)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from notionfs.models import Page
+from notionfs.models import Page, normalize_id
 from notionfs.render.inline import date_text, notion_url, plain_rich_text
 
 __all__ = [
@@ -124,7 +124,7 @@ def _user(value: Any, title: TitleLookup) -> str:
     if isinstance(name, str) and name:
         return name
     user_id = value.get("id")
-    return (title(user_id) or user_id) if isinstance(user_id, str) else ""
+    return (title(normalize_id(user_id)) or user_id) if isinstance(user_id, str) else ""
 
 
 def _users(value: Any, title: TitleLookup) -> str:
@@ -134,7 +134,7 @@ def _users(value: Any, title: TitleLookup) -> str:
 
 def _relation(value: Any, title: TitleLookup) -> str:
     items = value if isinstance(value, list) else [value]
-    ids = [item["id"] for item in items if isinstance(item, Mapping)
+    ids = [normalize_id(item["id"]) for item in items if isinstance(item, Mapping)
            and isinstance(item.get("id"), str)]
     return SEPARATOR.join(title(i) or notion_url(i) for i in ids)
 
