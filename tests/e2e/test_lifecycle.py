@@ -10,10 +10,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from notionfs import cli
+from notionfs.config import Settings
 from notionfs.emulator import samples
 from notionfs.emulator.media import pattern_bytes
 from notionfs.emulator.model import FileSpec, Page, Workspace, file_block
@@ -243,3 +245,31 @@ def test_allow_other_needs_user_allow_other_for_other_users(
 def test_root_may_always_allow_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "getuid", lambda: 0)
     cli.check_allow_other(tmp_path / "missing.conf")
+
+
+# ---- mount identity and options ------------------------------------------------------------
+
+
+def mount_options(platform: str, monkeypatch: pytest.MonkeyPatch, *argv: str) -> dict[str, Any]:
+    fuse_ops = pytest.importorskip("notionfs.fuse_ops", reason="libfuse is not installed")
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    args = cli.build_parser().parse_args(["mount", "mnt", *argv])
+    extra = cli.extra_fuse_options(args)
+    return dict(fuse_ops.fuse_options(Settings(), "notion:Field, Notes\\\n", extra))
+
+
+def test_linux_options_name_the_mount_and_share_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = mount_options("linux", monkeypatch)
+    assert options["fsname"] == "notion:Field Notes"  # no comma, backslash or newline in -o
+    assert options["subtype"] == "notionfs"
+    assert options["ro"] is True
+    assert not {"allow_other", "volname", "noappledouble"} & set(options)
+
+
+def test_macos_options_add_the_volume_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = mount_options("darwin", monkeypatch, "--allow-other", "-o", "nonempty,uid=7")
+    assert options["volname"] == "Field Notes"
+    assert options["noappledouble"] is True
+    assert options["allow_other"] is True
+    assert (options["nonempty"], options["uid"]) == (True, "7")
