@@ -252,7 +252,8 @@ class StopOnSignal:
     Python (a read stalled on a file host waits out its deadline) while the mount stays in
     place. So the signals are blocked in every thread (``install`` runs before any thread
     starts, and threads inherit the mask) and one thread waits for them. Before the mount
-    is made a signal interrupts the start-up. After, the mount is unmounted lazily, which
+    is made a signal interrupts the start-up (or, if the main thread is stuck in a call,
+    exits after ``grace_s``). After, the mount is unmounted lazily, which
     detaches it at once even with files open; the FUSE loop then ends by itself, and if
     files are still open after ``grace_s`` the process exits, which ends their calls with
     ENOTCONN. A second signal exits at once.
@@ -294,6 +295,10 @@ class StopOnSignal:
             else:
                 logger.info("%s: stopping before the mount is made", name)
                 _thread.interrupt_main()
+                # The main thread may be blocked in a call (a slow API answer): don't wait.
+                timer = threading.Timer(self.grace_s, _give_up)
+                timer.daemon = True
+                timer.start()
 
     def _stop(self, name: str) -> None:
         logger.info("%s: unmounting %s", name, self.mountpoint)
@@ -308,6 +313,11 @@ class StopOnSignal:
             "files on %s still open %g s after unmounting; exiting", self.mountpoint, self.grace_s
         )
         _exit_now(0)
+
+
+def _give_up() -> None:
+    print("notionfs: interrupted", file=sys.stderr, flush=True)
+    _exit_now(130)
 
 
 def _exit_now(code: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -273,3 +274,25 @@ def test_macos_options_add_the_volume_name(monkeypatch: pytest.MonkeyPatch) -> N
     assert options["noappledouble"] is True
     assert options["allow_other"] is True
     assert (options["nonempty"], options["uid"]) == (True, "7")
+
+
+def test_a_signal_before_the_mount_stops_the_start_up(tmp_path: Path) -> None:
+    """Ctrl-C while the API keeps us waiting: the command ends, interrupted, and mounts nothing."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = dict(os.environ, NOTION_TOKEN="secret_never_checked")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "notionfs", "mount", str(mountpoint), "--foreground",
+             "--api-url", url],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the token check is under way
+        with connection:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert b"notionfs: interrupted" in out
+    assert mount_entry(mountpoint) is None
