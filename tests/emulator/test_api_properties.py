@@ -188,3 +188,17 @@ def test_schema_configuration(api: httpx.Client, workspace: Workspace) -> None:
     assert schema["Row ID"]["unique_id"] == {"prefix": "ROW"}
     assert schema["Formula text"]["formula"] == {"expression": ""}
     assert schema["Verified"]["verification"] == {}
+
+
+def test_official_sdk_reads_every_relation(emulator: Emulator, workspace: Workspace) -> None:
+    from notion_client import Client
+    from notion_client.helpers import collect_paginated_api
+
+    row = _row(workspace, "Many references")
+    with Client(auth=emulator.token, base_url=emulator.api_url, notion_version="2025-09-03",
+                client=plain_http_client()) as sdk:
+        items = collect_paginated_api(sdk.pages.properties.retrieve, page_id=row.id,
+                                      property_id=property_id("Targets", "relation"),
+                                      page_size=7)
+    assert [item["relation"]["id"] for item in items] == [
+        t.id for t in workspace.pages[1].data_sources[0].rows]
