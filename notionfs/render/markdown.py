@@ -158,15 +158,16 @@ def _render_siblings(nodes: Sequence[BlockNode], ctx: _Context) -> str:
     number = 0
     for node in nodes:
         kind = node.block.type
-        number = number + 1 if kind == "numbered_list_item" and previous == kind else 1
-        text = _render_node(node, ctx, number)
+        # Blocks that render to nothing (a table of contents) neither break nor end a list.
+        position = number + 1 if kind == "numbered_list_item" and previous == kind else 1
+        text = _render_node(node, ctx, position)
         if not text:
             continue
         if out:
             tight = kind == previous in LIST_ITEM_TYPES or {kind, previous} <= _DASH_ITEM_TYPES
             out += "\n" if tight else "\n\n"
         out += text
-        previous = kind
+        previous, number = kind, position
     return out
 
 

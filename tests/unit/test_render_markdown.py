@@ -90,6 +90,11 @@ def test_numbering_restarts_after_any_other_block() -> None:
     assert out == "1. a\n2. b\n\nbreak\n\n1. c\n\n- x\n\n1. d"
 
 
+def test_blocks_that_render_to_nothing_do_not_break_a_list() -> None:
+    toc = block("table_of_contents", {"color": "default"})
+    assert md(numbered("a"), numbered("b"), toc, numbered("c")) == "1. a\n2. b\n3. c"
+
+
 def test_nested_lists_indent_under_their_text() -> None:
     out = md(numbered("one", bullet("inner", numbered("deep"))), numbered("two"))
     assert out == "1. one\n   - inner\n     1. deep\n2. two"
