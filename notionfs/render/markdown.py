@@ -265,7 +265,7 @@ def _callout(node: BlockNode, ctx: _Context, _n: int) -> str:
     icon = node.block.payload.get("icon")
     emoji = icon.get("emoji") if isinstance(icon, Mapping) else None
     text = _rich(node, ctx)
-    head = f"{emoji} {text}".rstrip() if isinstance(emoji, str) else text
+    head = f"{escape_text(emoji)} {text}".rstrip() if isinstance(emoji, str) else text
     return _quoted(_join(head, _children(node, ctx)) or "\u200b")
 
 
@@ -275,7 +275,8 @@ def _code(node: BlockNode, ctx: _Context, _n: int) -> str:
     longest = max((len(run) for run in re.findall(r"`{3,}", source)), default=0)
     fence = "`" * max(3, longest + 1)
     language = str(payload.get("language") or "").strip().lower()
-    language = _FENCE_LANGUAGES.get(language, language).replace(" ", "-").replace("`", "")
+    language = _FENCE_LANGUAGES.get(language, language).replace(" ", "-")
+    language = re.sub(r"[^A-Za-z0-9_+#.-]", "", language)  # an info string is one word
     body = source if source.endswith("\n") or not source else source + "\n"
     block = f"{fence}{language}\n{body}{fence}"
     return _join(block, _caption(node, ctx))
