@@ -270,6 +270,7 @@ def render_row_properties(page: Page, ds: DataSource, ctx: RenderContext) -> Jso
     rendered: Json = {}
     for name, kind in ds.properties.items():
         plain = plain_value(page, ds, name)
+        value: Any
         if kind == "rollup":
             value = _rollup_value(plain, page, ctx, limit=REFERENCE_LIMIT)
         else:
