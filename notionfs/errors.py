@@ -19,6 +19,7 @@ __all__ = [
     "RangeNotSatisfiable",
     "ResponseMismatch",
     "UnsafeUrlError",
+    "StaleFileError",
     "errno_for",
 ]
 
@@ -107,8 +108,13 @@ class UnsafeUrlError(FileHostError):
     """An external URL with a scheme other than http/https, or a redirect to one."""
 
 
+class StaleFileError(NotionFSError):
+    """The file behind an open handle was replaced in Notion: reopen it to read the new one."""
+
+
 _ERRNO: list[tuple[type[BaseException], int]] = [
     (NotFoundError, errno.ENOENT),
+    (StaleFileError, errno.ESTALE),
     (AuthError, errno.EACCES),
     (DeadlineExceeded, errno.EIO),
     (RangeNotSatisfiable, errno.EIO),

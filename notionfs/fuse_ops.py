@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import errno
 import itertools
@@ -73,8 +74,11 @@ class NotionOperations(Operations):  # type: ignore[misc]
         self._handles_lock = threading.Lock()
         # Per handle, a read that outlived its deadline: (start, end, its future).
         self._late_reads: dict[int, tuple[int, int, concurrent.futures.Future[Any]]] = {}
-        # Keys of files last opened per inode: a reopen of the same key keeps the page cache.
-        self._opened_keys: dict[int, str] = {}
+        # Per file (entry key): the identity of the version whose pages the kernel holds, and
+        # how many handles each version has open.
+        self._cached_identity: dict[str, str] = {}
+        self._open_versions: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._handle_versions: dict[int, tuple[str, str]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=64, thread_name_prefix="notionfs-op"
         )
@@ -237,10 +241,23 @@ class NotionOperations(Operations):  # type: ignore[misc]
         with self._handles_lock:
             fh = next(self._handle_ids)
             self._handles[fh] = reader
-            # Same file identity as last time (owner edit time + URL path): the kernel may
-            # keep the pages it already has. A replaced file has a new key and is dropped.
-            fi.keep_cache = 1 if self._opened_keys.get(entry.inode) == identity else 0
-            self._opened_keys[entry.inode] = identity
+            # libfuse keys the kernel's inode, and so its page cache, by path: every version
+            # of a file shares one. Same identity as the pages held (owner edit time + URL
+            # path): keep them. A replaced file: drop them, unless a handle to the version
+            # they hold is still open; then this handle bypasses the page cache, so neither
+            # reader ever sees the other version's bytes.
+            cached = self._cached_identity.get(entry.key)
+            still_open = cached is not None and self._open_versions[(entry.key, cached)] > 0
+            if cached == identity:
+                fi.keep_cache = 1
+            elif still_open:
+                fi.direct_io = 1
+            else:
+                fi.keep_cache = 0
+                self._cached_identity[entry.key] = identity
+            version = (entry.key, identity)
+            self._open_versions[version] += 1
+            self._handle_versions[fh] = version
         fi.fh = fh
         return 0
 
@@ -286,6 +303,9 @@ class NotionOperations(Operations):  # type: ignore[misc]
         with self._handles_lock:
             self._late_reads.pop(fi.fh, None)
             reader = self._handles.pop(fi.fh, None)
+            version = self._handle_versions.pop(fi.fh, None)
+            if version is not None:
+                self._open_versions[version] -= 1
         if reader is not None:
             reader.close()
         return 0

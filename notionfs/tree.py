@@ -20,7 +20,14 @@ import httpx
 from .blockcache import BlockCache
 from .client import NotionClient
 from .config import Settings
-from .errors import ApiError, NetworkError, NotFoundError, NotionFSError, ServerError
+from .errors import (
+    ApiError,
+    NetworkError,
+    NotFoundError,
+    NotionFSError,
+    ServerError,
+    StaleFileError,
+)
 from .models import Block, Database, FileRef, Page, Parent
 from .naming import NameRequest, assign_names, file_name_from_url
 from .remote import Location, RemoteFile
@@ -361,8 +368,11 @@ class Tree:
         result: dict[str, Entry] = {}
         for c in found:
             entry = old.get(c.key)
-            if entry is None or entry.kind is not c.kind:
-                entry = Entry(c.kind, key=c.key, name="", inode=self._inode(c.key))
+            # A file's inode follows its identity, so a replaced file is a new inode with a
+            # page cache of its own; readers of the old version never see the new bytes.
+            inode_key = c.key if c.file_key is None else f"{c.key}@{c.file_key}"
+            if entry is None or entry.kind is not c.kind or entry.inode != self._inode(inode_key):
+                entry = Entry(c.kind, key=c.key, name="", inode=self._inode(inode_key))
             elif c.kind.is_dir and (entry.mtime_s, entry.ctime_s) != (c.mtime_s, c.ctime_s):
                 self.invalidate(entry)  # edited in Notion: list it anew on next access
             entry.name = names[c.key]
@@ -685,56 +695,56 @@ class Tree:
     # ---- URL refresh: re-fetch the object that owns the file ---------------------------
 
     def _block_file_resolver(self, block_id: str, ref: FileRef) -> Callable[[bool], Location]:
-        current = [_location(ref)]
-
-        def resolve(force: bool) -> Location:
-            if force:
-                fresh = self._client.get_block(block_id).file
-                if fresh is None:
-                    raise NotFoundError(404, "object_not_found", "file block has no file")
-                current[0] = _location(fresh)
-            return current[0]
-
-        return resolve
+        return _resolver(ref, lambda: self._client.get_block(block_id).file, "the file block")
 
     def _page_file_resolver(
         self, page_id: str, slot: str, ref: FileRef
     ) -> Callable[[bool], Location]:
-        current = [_location(ref)]
+        def fetch() -> FileRef | None:
+            page = self._client.get_page(page_id)
+            if slot == "cover":
+                return page.cover
+            return page.icon.file if page.icon else None
 
-        def resolve(force: bool) -> Location:
-            if force:
-                page = self._client.get_page(page_id)
-                fresh = page.cover if slot == "cover" else (page.icon.file if page.icon else None)
-                if fresh is None:
-                    raise NotFoundError(404, "object_not_found", f"page has no {slot} file")
-                current[0] = _location(fresh)
-            return current[0]
-
-        return resolve
+        return _resolver(ref, fetch, f"the page's {slot}")
 
     def _property_file_resolver(
         self, page_id: str, prop_id: str, index: int, ref: FileRef
     ) -> Callable[[bool], Location]:
-        current = [_location(ref)]
         path = _url_path(ref.url)
 
-        def resolve(force: bool) -> Location:
-            if force:
-                page = self._client.get_page(page_id)
-                for prop in page.files_properties:
-                    if prop.id != prop_id:
-                        continue
+        def fetch() -> FileRef | None:
+            for prop in self._client.get_page(page_id).files_properties:
+                if prop.id == prop_id:
                     # Same file: same URL path (the query string is what changes).
-                    match = [f for f in prop.files if _url_path(f.url) == path]
-                    if match:
-                        current[0] = _location(match[0])
-                        return current[0]
-                raise NotFoundError(404, "object_not_found", "file left the property")
-            return current[0]
+                    return next((f for f in prop.files if _url_path(f.url) == path), None)
+            return None
 
-        return resolve
+        return _resolver(ref, fetch, "the files property")
 
+
+def _resolver(
+    ref: FileRef, fetch: Callable[[], FileRef | None], owner: str
+) -> Callable[[bool], Location]:
+    """Hands out the file's current signed URL; ``force`` asks Notion for a fresh one.
+
+    A fresh URL with another path is another file (Notion gives a replaced file a new path):
+    the open handle fails with ESTALE rather than mixing the bytes of two versions.
+    """
+    current = [_location(ref)]
+    path = _url_path(ref.url)
+
+    def resolve(force: bool) -> Location:
+        if force:
+            fresh = fetch()
+            if fresh is None:
+                raise NotFoundError(404, "object_not_found", f"{owner} holds no file any more")
+            if _url_path(fresh.url) != path:
+                raise StaleFileError(f"{owner} now holds another file: reopen it")
+            current[0] = _location(fresh)
+        return current[0]
+
+    return resolve
 
 class _FolderLinks:
     """Relative links from a folder's index.md to what sits beside it."""

@@ -192,12 +192,15 @@ class Workspace:
     pages: list[Page | Database] = field(default_factory=list)
     seed: str = "notionfs"
     bot_name: str = "notionfs emulator"
+    _issued: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def assign_ids(self) -> None:
         """Give every object without an id a deterministic one and fill in times."""
-        # Ids already handed out stay taken: an object inserted after a first call shifts
-        # the counter, and must not receive the id of the object that used to sit there.
-        used = {obj.id for obj in self.walk() if obj.id}
+        # Ids already handed out stay taken, even by objects since removed: an object inserted
+        # after a first call shifts the counter, and must not receive the id of the object
+        # that used to sit there. (Notion gives a replaced file a new id, so a new URL path.)
+        used = self._issued
+        used.update(obj.id for obj in self.walk() if obj.id)
         counter = 0
         for obj in self.walk():
             counter += 1
