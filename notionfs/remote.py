@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -92,6 +92,20 @@ def _check_scheme(url: str) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in _SAFE_SCHEMES:
         raise UnsafeUrlError(f"refusing a {scheme or 'scheme-less'} URL: only http/https")
+
+
+def _keep_dot_segments(url: str) -> str:
+    """A signed URL with a "." or ".." path segment (a file named "."), sent as signed.
+
+    httpx removes dot segments (RFC 3986 normalisation), which changes the signed path and
+    the host answers 403; percent-encoded, they name the same key and stay as they are.
+    """
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if "." not in segments and ".." not in segments:
+        return url
+    path = "/".join("%2E" * len(s) if s in (".", "..") else s for s in segments)
+    return urlunsplit(parts._replace(path=path))
 
 
 class _NoAuth(httpx.Auth):
@@ -282,8 +296,9 @@ class RemoteFile:
         attempt = 0
         while True:
             location = self._current()
+            url = location.url if location.external else _keep_dot_segments(location.url)
             try:
-                response = self._send(method, location.url, headers)
+                response = self._send(method, url, headers)
             except NetworkError as exc:
                 attempt = self._back_off(attempt, exc)
                 continue
@@ -392,7 +407,15 @@ class RemoteFile:
             size = self._head_size()
             if size is not None:
                 return size
-        return self._probe_with_get()
+        cuts = 0
+        while True:
+            try:
+                return self._probe_with_get()
+            except _CutShort as cut:
+                if cuts >= self._settings.max_retries:
+                    raise ResponseMismatch(f"{self.key}: size probe cut short ({cut})") from None
+                cuts += 1
+                logger.info("%s: size probe cut short (%s); probing again", self.key, cut)
 
     def _head_size(self) -> int | None:
         """Content-Length from a HEAD, or None when the host does not say."""
@@ -433,7 +456,11 @@ class RemoteFile:
                 length = _content_length(response)
                 if length is None:
                     return self._count_body(response)
-                self._keep_head(response, min(head_bytes, length))
+                kept = self._keep_head(response, min(head_bytes, length))
+                if kept < length <= head_bytes:
+                    # The whole body was asked for and fell short of its Content-Length: a
+                    # cut (probe again) or a lie (no size to trust).
+                    raise _CutShort(f"body ended at {kept} of {length} announced bytes")
                 return length
             raise FileHostError(f"{self.key}: file host answered {status}", status)
         finally:
@@ -446,8 +473,8 @@ class RemoteFile:
             raise ResponseMismatch(f"{self.key}: 416 for byte 0 of a non-empty object")
         return 0
 
-    def _keep_head(self, response: httpx.Response, length: int) -> None:
-        """Cache the head's bytes; a head cut short keeps what arrived."""
+    def _keep_head(self, response: httpx.Response, length: int) -> int:
+        """Cache the head's bytes; a head cut short keeps what arrived. Returns the count."""
         pieces: list[bytes] = []
         try:
             for chunk in self._body(response, 0, length):
@@ -456,6 +483,7 @@ class RemoteFile:
             logger.debug("%s: probe body cut short (%s)", self.key, cut)
         if pieces:
             self._cache.store(self.key, 0, b"".join(pieces))
+        return sum(len(piece) for piece in pieces)
 
     def _count_size(self) -> int:
         response = self._open("GET", {"Accept-Encoding": "identity"})
