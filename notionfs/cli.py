@@ -18,12 +18,15 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .config import DEFAULT_API_URL, SUPPORTED_VERSIONS, Settings
 from .errors import AuthError, ConfigError, NetworkError, NotionFSError
+
+if TYPE_CHECKING:
+    from .client import NotionClient
 
 logger = logging.getLogger("notionfs")
 
@@ -325,8 +328,12 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def check_token(settings: Settings) -> str:
-    """Ask Notion who we are; returns the workspace name. One clear error otherwise."""
+def check_token(settings: Settings, client: NotionClient | None = None) -> str:
+    """Ask Notion who we are; returns the workspace name. One clear error otherwise.
+
+    Given the mount's own ``client`` (left open), the check counts against the same rate
+    limit as the requests that follow it.
+    """
     from .client import NotionClient
 
     if not settings.token:
@@ -334,7 +341,9 @@ def check_token(settings: Settings) -> str:
             "no Notion token: set NOTION_TOKEN or pass --token-file (see README: "
             "'Using a real workspace')"
         )
-    client = NotionClient(settings)
+    own_client = client is None
+    if client is None:
+        client = NotionClient(settings)
     try:
         me = client.me()
     except AuthError as exc:
@@ -342,7 +351,8 @@ def check_token(settings: Settings) -> str:
     except NetworkError as exc:
         raise ConfigError(f"cannot reach the Notion API at {settings.api_url}: {exc}") from None
     finally:
-        client.close()
+        if own_client:
+            client.close()
     return me.workspace_name or me.name or "workspace"
 
 
@@ -387,8 +397,11 @@ def mount_command(args: argparse.Namespace) -> int:
                 overrides["token"] = _read_token(args)
             settings = Settings.from_env(**overrides)
             redactor.add_secret(settings.token)
-            workspace_name = check_token(settings)
-            _serve(settings, mountpoint, workspace_name, extra, lifecycle)
+            from .client import NotionClient
+
+            client = stack.enter_context(NotionClient(settings))
+            workspace_name = check_token(settings, client)
+            _serve(settings, client, mountpoint, workspace_name, extra, lifecycle)
     except KeyboardInterrupt:
         print("notionfs: interrupted", file=sys.stderr)
         return 130
@@ -403,17 +416,16 @@ def mount_command(args: argparse.Namespace) -> int:
 
 def _serve(
     settings: Settings,
+    client: NotionClient,
     mountpoint: Path,
     workspace_name: str,
     extra: dict[str, Any],
     lifecycle: StopOnSignal,
 ) -> None:
-    from .client import NotionClient
     from .fuse_ops import fuse_options, run_fuse
     from .tree import Tree
 
     options = fuse_options(settings, f"notion:{workspace_name}", extra)
-    client = NotionClient(settings)
     # File hosts get their own client: the Notion token must never travel to them.
     files_http = httpx.Client(
         timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
@@ -432,7 +444,6 @@ def _serve(
     finally:
         lifecycle.finished.set()
         tree.close()
-        client.close()
         files_http.close()
     logger.info("unmounted %s", mountpoint)
 

@@ -45,7 +45,7 @@ from notionfs.models import (
 )
 from notionfs.ratelimit import TokenBucket
 
-__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "UNREACHABLE_HOLD_S"]
+__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "PACING_FRACTION", "UNREACHABLE_HOLD_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ _SERVICE_OVERLOAD = 529  # Notion's "service_overload": always safe to retry
 _RETRY_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 # No connection could be made at all: Notion, or the way to it, is down.
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
+# Requests are paced this far under the configured average. At exactly the server's rate its
+# bucket sits empty once both bursts are spent, and any request that travels faster than the
+# one before it (jitter) is refused with a 429; the headroom refills it for such moments.
+PACING_FRACTION = 0.9
 # A connection that fails twice in a row makes every call fail at once for this long, instead
 # of each spending its deadline on retries against a host that is not there: stale listings
 # are then served at once. The next call after the hold tries again, so recovery is automatic.
@@ -155,7 +159,10 @@ class NotionClient:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._limiter = TokenBucket(
-            settings.rate_limit_rps, settings.rate_limit_burst, clock=clock, sleep=sleep
+            settings.rate_limit_rps * PACING_FRACTION,
+            settings.rate_limit_burst,
+            clock=clock,
+            sleep=sleep,
         )
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout_s,

@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http import HTTPStatus
@@ -268,7 +268,8 @@ class FileHostFaults:
     def _reset(self) -> None:
         for spec in fields(self):
             if spec.init:
-                fresh = spec.default_factory() if spec.default is MISSING else spec.default
+                factory = spec.default_factory
+                fresh = factory() if callable(factory) else spec.default
                 setattr(self, spec.name, fresh)
         with self._lock:
             self._rng.seed(self.seed)
