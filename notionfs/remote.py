@@ -48,8 +48,17 @@ from .errors import (
     UnsafeUrlError,
     UrlExpiredError,
 )
+from .filetransport import FileHostTransport
 
-__all__ = ["MAX_REDIRECTS", "FileReader", "Location", "RemoteFile", "Resolver", "redact_url"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "FileReader",
+    "Location",
+    "RemoteFile",
+    "Resolver",
+    "file_host_client",
+    "redact_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +95,17 @@ def redact_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
+def file_host_client(settings: Settings) -> httpx.Client:
+    """The client for file hosts: the lean transport (see filetransport.py), the settings'
+    timeouts, no redirects followed by httpx (RemoteFile follows them itself, checked), and
+    no credentials of any kind."""
+    return httpx.Client(
+        transport=FileHostTransport(),
+        timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+        follow_redirects=False,
+    )
 
 
 def _check_scheme(url: str) -> None:
