@@ -20,8 +20,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from .config import DEFAULT_API_URL, SUPPORTED_VERSIONS, Settings
 from .errors import AuthError, ConfigError, NetworkError, NotionFSError
 
@@ -423,15 +421,12 @@ def _serve(
     lifecycle: StopOnSignal,
 ) -> None:
     from .fuse_ops import fuse_options, run_fuse
+    from .remote import file_host_client
     from .tree import Tree
 
     options = fuse_options(settings, f"notion:{workspace_name}", extra)
     # File hosts get their own client: the Notion token must never travel to them.
-    files_http = httpx.Client(
-        timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        follow_redirects=False,
-    )
+    files_http = file_host_client(settings)
     tree = Tree(client, files_http, settings)
     logger.info("mounting %s (notion:%s) at %s", settings.api_url, workspace_name, mountpoint)
     try:
