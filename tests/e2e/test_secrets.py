@@ -103,7 +103,7 @@ def test_debug_walk_under_faults_never_shows_the_token(tmp_path: Path) -> None:
         for marker in SIGNED_QUERY_MARKERS:
             assert marker not in text, f"a signed URL's query in the mount's {where}"
     # The redacting log filter is a last defence; no code path should need it.
-    assert "<token>" not in log
+    assert "<token>" not in log and "<redacted>" not in log
     for line in ("refusing a file URL", "401 unauthorized", "no answer within 3 s",
                  "403 from"):
         assert line in log, f"the error path behind {line!r} did not run"
