@@ -14,7 +14,6 @@ import re
 import secrets
 import socket
 import string
-import sys
 import threading
 import time
 import uuid
@@ -25,13 +24,14 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
+from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.model import FileSpec
 
 __all__ = ["FileHost", "FileHostFaults", "FileHostCounters", "FileRequest"]
@@ -510,7 +510,7 @@ class FileHost:
         self._wake.set()
         server.shutdown()
         server.server_close()
-        server.drop_clients()
+        server.close_connections()
         thread.join()
         self._server = self._thread = None
         logger.info("file host stopped")
@@ -764,43 +764,14 @@ class _ClientGone(Exception):
     """The response cannot be completed: the client left, the file shrank, or the host stops."""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(TrackingServer):
+    label = "file host"
     # Parallel size probes open many connections at once; the default backlog of 5 drops SYNs.
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], host: FileHost) -> None:
         self.host = host
-        self._clients: set[socket.socket] = set()
-        self._clients_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._clients_lock:
-            self._clients.add(request)
-        super().process_request(request, client_address)
-
-    def close_request(self, request: Any) -> None:
-        with self._clients_lock:
-            self._clients.discard(request)
-        super().close_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client dropping the connection is routine; anything else is a bug worth a trace.
-        if isinstance(sys.exc_info()[1], OSError):
-            logger.debug("file host connection dropped", exc_info=True)
-            return
-        logger.error("file host request failed", exc_info=True)
-
-    def drop_clients(self) -> None:
-        """Shut every open connection down so blocked handler threads return."""
-        with self._clients_lock:
-            clients = list(self._clients)
-        for client in clients:
-            try:
-                client.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -6,13 +6,13 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 # Deterministic ids: uuid5 in this namespace from the workspace seed and a running counter.
 _NAMESPACE = uuid.UUID("6f1c1d2e-8a4b-4c59-9e0e-4d1f3b2a7c10")
-_BASE_TIME = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+_BASE_TIME = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 
 def rich_text(text: str, **annotations: Any) -> list[dict[str, Any]]:
@@ -181,7 +181,7 @@ class Rollup:
     function: str = "show_original"
 
 
-Node = Union[Block, Page, Database]
+Node = Block | Page | Database
 
 
 @dataclass

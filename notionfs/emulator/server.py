@@ -5,11 +5,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import socket
-import sys
 import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 
@@ -18,6 +16,7 @@ import httpx
 from notionfs.emulator.api import NotionApi
 from notionfs.emulator.faults import ApiCounters, ApiFaults
 from notionfs.emulator.filehost import FileHost
+from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.index import WorkspaceIndex
 from notionfs.emulator.model import FileSpec, Workspace
 
@@ -58,42 +57,13 @@ class _ApiHandler(BaseHTTPRequestHandler):
         logger.debug("api %s " + format, self.address_string(), *args)
 
 
-class _ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _ApiServer(TrackingServer):
+    label = "api"
     allow_reuse_address = True  # resume_api rebinds the same port at once
 
     def __init__(self, address: tuple[str, int], api: NotionApi) -> None:
         self.api = api
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _ApiHandler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().finish_request(request, client_address)
-        finally:
-            with self._connections_lock:
-                self._connections.discard(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client dropping its connection is routine (pause_api cuts them on purpose); the
-        # default handler would print a traceback to stderr for each.
-        if isinstance(sys.exc_info()[1], OSError):
-            logger.debug("api connection dropped", exc_info=True)
-            return
-        logger.error("api request failed", exc_info=True)
-
-    def close_connections(self) -> None:
-        """Cut every open keep-alive connection, so pooled clients see Notion go away."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _check_loopback(host: str) -> None:
