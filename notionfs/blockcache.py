@@ -22,8 +22,10 @@ than half the capacity is the one exception: it is served anyway).
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import itertools
 import logging
+import platform
 import threading
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
@@ -43,6 +45,33 @@ RangeFetcher = Callable[[int, int], Iterator[bytes]]
 
 # Pieces smaller than this are joined while a block streams in: slow links deliver tiny ones.
 _SMALL_PIECE_BYTES = 16 * 1024
+# glibc's mallopt parameters (malloc.h) and the values the cache wants (see _tune_allocator).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES = 4 << 20
+_TRIM_THRESHOLD_BYTES = 64 << 20
+_allocator_tuned = False
+
+
+def _tune_allocator() -> None:
+    """Let glibc reuse the memory of freed pieces instead of mapping fresh pages for each.
+
+    By default glibc maps every allocation of 128 KiB or more afresh (and unmaps it when
+    freed) and hands a freed heap top back to the kernel at once, so a stream of received
+    pieces costs a page fault per 4 KiB: about 40,000 per 256 MiB read, with the kernel
+    zeroing each page. Served from the heap and kept there, freed pieces are reused. The
+    cache bounds what is live; this only stops memory churning. Process-wide and harmless
+    elsewhere; done once, on glibc only.
+    """
+    global _allocator_tuned
+    if _allocator_tuned or platform.libc_ver()[0] != "glibc":
+        return
+    _allocator_tuned = True
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+    except (OSError, AttributeError) as exc:  # not the C library we thought
+        logger.debug("allocator left as it is: %s", exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +362,7 @@ class BlockCache:
             raise ValueError("the cache must hold at least one block")
         self.capacity_bytes = capacity_bytes
         self.block_size_bytes = block_size_bytes
+        _tune_allocator()
         # Read-ahead may reserve at most this much, so demand reads always find room.
         self.prefetch_budget_bytes = capacity_bytes // 2
         self._lock = threading.Lock()
@@ -407,6 +437,27 @@ class BlockCache:
                     got[index] = flight.extent
             # Blocks whose flight fetched other bytes, or was abandoned, go round again.
             pending = [index for index in pending if index not in got]
+        return self._assemble(got, first, last, offset, end)
+
+    def read_cached(self, key: str, file_size: int, offset: int, end: int) -> bytes | None:
+        """Like read when every byte asked for is cached now; None (and no fetch) otherwise.
+
+        Never waits on the network: what a caller may do without a deadline.
+        """
+        end = min(end, file_size)
+        if offset >= end:
+            return b""
+        block = self.block_size_bytes
+        first, last = offset // block, (end - 1) // block
+        got: dict[int, _Extent] = {}
+        with self._lock:
+            for index in range(first, last + 1):
+                extent = self._lru.get((key, index))
+                if not _covers(extent, *self._need(index, offset, end)):
+                    return None
+                assert extent is not None
+                got[index] = extent
+            self._hits += last - first + 1
         return self._assemble(got, first, last, offset, end)
 
     def prefetch(
@@ -748,6 +799,17 @@ class FileReader:
         return self._cache.read(
             self._key, self._size, offset, end, self._fetch, whole_blocks=streaming
         )
+
+    def read_cached(self, offset: int, size: int) -> bytes | None:
+        """Like read when the cache holds every byte asked for; None otherwise, and then
+        the read is not noted: the caller goes on to ``read``, which notes it once."""
+        if size <= 0 or offset >= self._size:
+            return b""
+        end = min(offset + size, self._size)
+        data = self._cache.read_cached(self._key, self._size, offset, end)
+        if data is not None and self._executor is not None:
+            self._read_ahead(offset, end)
+        return data
 
     def close(self) -> None:
         """Stop this handle's read-ahead; blocks already fetched stay cached."""

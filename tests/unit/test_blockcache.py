@@ -158,6 +158,35 @@ def test_reads_at_and_after_eof_are_empty_and_crossing_eof_is_short() -> None:
     assert fetch.calls == [(MiB, MiB + 10)]
 
 
+def test_read_cached_answers_only_from_memory() -> None:
+    data = pattern(3 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    fetch = FakeFetcher(data)
+    assert cache.read_cached("f", len(data), 0, 128 * KiB) is None
+    cache.read("f", len(data), 0, 512 * KiB, fetch)
+    assert cache.read_cached("f", len(data), 100, 300 * KiB) == data[100 : 300 * KiB]
+    assert cache.read_cached("f", len(data), 256 * KiB, 768 * KiB) is None  # partly cached
+    assert cache.read_cached("f", len(data), len(data), len(data) + 5) == b""
+    assert fetch.calls == [(0, 512 * KiB)]
+    assert cache.stats().hits == 1
+
+
+def test_an_aligned_read_returns_the_received_piece_itself() -> None:
+    data = pattern(2 * MiB)
+    cache = BlockCache(16 * MiB, 1 * MiB)
+    received: list[bytes] = []
+
+    def fetch(start: int, end: int) -> Iterator[bytes]:
+        for pos in range(start, end, 128 * KiB):
+            received.append(data[pos : pos + 128 * KiB])
+            yield received[-1]
+
+    cache.read("f", len(data), 0, 2 * MiB, fetch)
+    answer = cache.read_cached("f", len(data), 384 * KiB, 512 * KiB)
+    assert answer == data[384 * KiB : 512 * KiB]
+    assert any(answer is piece for piece in received)  # no copy on the way out
+
+
 def test_stored_head_is_reused_and_only_the_rest_is_fetched() -> None:
     data = pattern(3 * MiB)
     cache = BlockCache(16 * MiB, 1 * MiB)
@@ -475,6 +504,23 @@ def test_sequential_reader_gets_growing_requests_and_right_bytes() -> None:
     assert ahead[:5] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB]
     assert len(fetch.calls) <= 15  # 40 MiB in a handful of requests
     assert fetch.bytes_served == len(data)
+
+
+def test_trying_the_cache_first_notes_each_read_once() -> None:
+    """The FUSE adapter asks read_cached first and calls read only when that says None:
+    the read-ahead must see each read once, exactly as with read alone."""
+    data = pattern(40 * MiB)
+    plain, plain_fetch, _ = make_reader(data, InlineExecutor())
+    tried, tried_fetch, _ = make_reader(data, InlineExecutor())
+    hits = 0
+    for offset in range(0, len(data), 128 * KiB):
+        expected = data[offset : offset + 128 * KiB]
+        assert plain.read(offset, 128 * KiB) == expected
+        cached = tried.read_cached(offset, 128 * KiB)
+        hits += cached is not None
+        assert (cached if cached is not None else tried.read(offset, 128 * KiB)) == expected
+    assert tried_fetch.calls == plain_fetch.calls
+    assert hits >= len(data) // (128 * KiB) - 16  # read-ahead keeps the reader in memory
 
 
 def test_large_windows_are_split_into_parallel_requests() -> None:
