@@ -409,6 +409,9 @@ def mount_command(args: argparse.Namespace) -> int:
     except NotionFSError as exc:
         print(f"notionfs: {exc}", file=sys.stderr)
         return 1
+    # Unmounted. Calls still waiting on a slow Notion or file host have nobody left to
+    # answer; exit without the interpreter waiting for their threads (minutes, maybe).
+    _exit_now(0)
     return 0
 
 

@@ -245,6 +245,35 @@ def test_notion_down_serves_what_is_held_and_recovers_by_itself(tmp_path: Path) 
         assert "reachable again" in m.log_text()
 
 
+def test_slow_notion_answers_from_held_listings_at_the_deadline(tmp_path: Path) -> None:
+    """Notion answering too slowly (not refusing): past the deadline, calls answer from
+    what is held (listings, attributes, open files), each within the deadline."""
+    deadline_s = 1.0
+    workspace = Workspace(name="Slow", pages=[files_page("Held", [HELD_SMALL])])
+    args = ("--deadline", str(deadline_s), "--metadata-ttl", "1")
+    with mounted(tmp_path, workspace, args=args) as m:
+        held = m.path / "Held"
+        small = held / HELD_SMALL.name
+        assert read_all(small) == HELD_SMALL.data
+        names = sorted(os.listdir(held))
+        m.emulator.faults.latency_s = 20.0
+        try:
+            threading.Event().wait(1.3)  # past the TTL: every listing wants Notion again
+            # Each of these is a few FUSE calls (lookup, open, read...), each answered from
+            # what is held once its deadline passes.
+            listing = timed(lambda: sorted(os.listdir(held)))
+            assert listing.value == names
+            assert listing.elapsed_s < 3 * deadline_s + SLACK_S
+            whole = timed(read_all, small)  # lookup and open answered from the listing
+            assert whole.value == HELD_SMALL.data
+            assert whole.elapsed_s < 3 * deadline_s + SLACK_S
+        finally:
+            m.emulator.faults.latency_s = 0.0
+        log = m.log_text()
+        for op in ("readdir", "open"):
+            assert f"{op} /Held" in log and "deadline passed, answering from cache" in log
+
+
 # ---- retries that respect Notion ------------------------------------------------------------
 
 RETRY_FILES = [pattern_spec(f"r{i}.bin", 2 * MiB + 1000 * i, f"retry/{i}") for i in range(3)]
