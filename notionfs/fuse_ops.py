@@ -272,6 +272,12 @@ class NotionOperations(Operations):  # type: ignore[misc]
         reader = self._handles.get(fh)
         if reader is None:
             raise FuseOSError(errno.EBADF)
+        # Bytes already in memory are answered on this thread: only a read that may wait on
+        # the network is worth the hand-off that bounds it with the deadline.
+        read_cached = getattr(reader, "read_cached", None)
+        cached: bytes | None = read_cached(offset, size) if read_cached is not None else None
+        if cached is not None:
+            return cached
         self._refuse_retry_of_late_read(fh, offset, offset + size)
         late: list[concurrent.futures.Future[Any]] = []
         try:
