@@ -173,12 +173,12 @@ def test_slow_api_fails_uncached_listing_within_deadline(host_faults: Mount) -> 
     assert "Nested files" in os.listdir(m.path)
     m.emulator.faults.latency_s = 30.0
     listing = timed(os.listdir, m.path / "Nested files" / "Page in column")
-    assert listing.errno == errno.ENOENT or listing.errno == errno.EIO
+    assert listing.errno == errno.EIO  # not ENOENT: slow is not absent
     assert listing.elapsed_s < DEADLINE_S + SLACK_S
     root = timed(os.listdir, m.path)  # listed within the TTL: no API call
     _assert_prompt(root.elapsed_s, "ls of a fresh listing")
     assert "Large" in root.value
-    assert "readdir" in m.log_text() or "getattr" in m.log_text()
+    assert f"'/Nested files/Page in column': no answer within {DEADLINE_S:g} s" in m.log_text()
 
 
 # ---- Notion down: stale answers, fast failures, recovery ---------------------------------
