@@ -693,15 +693,25 @@ class ReadaheadPolicy:
     reads has consumed ``initial_bytes`` (random readers get right-sized requests only);
     then chunks of ``initial_bytes``, doubling up to ``max_chunk_bytes``, are requested
     whenever the reader enters the newest chunk, so at most two chunks are ahead of it.
-    Reads within ``tolerance_bytes`` of the run (the kernel delivers its read-ahead from
-    several threads, not always in order) continue it; any other read is a seek and starts
-    a new run from the initial size.
+    Reads within a tolerance of the run (the kernel delivers its read-ahead from several
+    threads, not always in order) continue it; any other read is a seek and starts a new
+    run from the initial size. The tolerance is ``tolerance_bytes``, and while streaming it
+    grows with the chunk size up to ``max_tolerance_bytes``: a kernel reading further ahead
+    (a raised ``read_ahead_kb``) delivers its reads further out of order, and calling those
+    seeks would restart the window and refetch what was dropped behind, again and again.
     """
 
-    def __init__(self, initial_bytes: int, max_chunk_bytes: int, tolerance_bytes: int) -> None:
+    def __init__(
+        self,
+        initial_bytes: int,
+        max_chunk_bytes: int,
+        tolerance_bytes: int,
+        max_tolerance_bytes: int = 8 << 20,
+    ) -> None:
         self._initial_bytes = initial_bytes
         self._max_chunk_bytes = max(initial_bytes, max_chunk_bytes)
         self._tolerance_bytes = tolerance_bytes
+        self._max_tolerance_bytes = max(tolerance_bytes, max_tolerance_bytes)
         self._run_start: int | None = None
         self._run_end = 0
         self._chunk_bytes = initial_bytes
@@ -715,7 +725,12 @@ class ReadaheadPolicy:
 
     def left_behind(self) -> int | None:
         """While streaming: the offset before which the run will not read again."""
-        return self._run_end - self._tolerance_bytes if self.streaming else None
+        return self._run_end - self._tolerance() if self.streaming else None
+
+    def _tolerance(self) -> int:
+        if not self.streaming:
+            return self._tolerance_bytes
+        return min(max(self._tolerance_bytes, self._chunk_bytes), self._max_tolerance_bytes)
 
     def on_read(self, offset: int, end: int, file_size: int) -> tuple[bool, list[tuple[int, int]]]:
         """Record a read of ``[offset, end)``: (was it a seek?, ranges to fetch ahead now)."""
@@ -731,7 +746,8 @@ class ReadaheadPolicy:
 
     def _continues_run(self, offset: int) -> bool:
         horizon = max(self._run_end, self._ahead_until or 0)
-        return self._run_end - self._tolerance_bytes <= offset <= horizon + self._tolerance_bytes
+        tolerance = self._tolerance()
+        return self._run_end - tolerance <= offset <= horizon + tolerance
 
     def _next_chunks(self, file_size: int) -> list[tuple[int, int]]:
         assert self._run_start is not None
