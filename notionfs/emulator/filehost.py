@@ -647,7 +647,22 @@ class FileHost:
                 [("Method", request.method), ("ResourceType", "OBJECT")],
                 [("Allow", "GET, HEAD")],
             )
+        if len(segments) == 4 and not segments[3]:
+            return self._external_index(segments)
         return self._object_response(request, self._lookup(segments, _EXTERNAL_PREFIX))
+
+    def _external_index(self, segments: list[str]) -> _Response:
+        """``/external/<id>/``: an HTML index naming the one file, as a static web server
+        lists a directory (what rclone's ``:http:`` backend reads, for the benchmarks)."""
+        with self._files_lock:
+            stored = self._files.get(unquote(segments[2]))
+        html = [("Content-Type", "text/html; charset=utf-8")]
+        if stored is None:
+            return _Response(404, html, _Body(0, data=memoryview(b"")))
+        name = stored.spec.name
+        link = f'<a href="{_uri_encode(name)}">{escape(name)}</a>'
+        data = f"<html><body>{link}</body></html>".encode()
+        return _Response(200, html, _Body(len(data), data=memoryview(data)))
 
     def _respond_signed(self, request: _Request, segments: list[str]) -> _Response:
         pairs = parse_qsl(request.query, keep_blank_values=True)
