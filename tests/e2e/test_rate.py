@@ -3,7 +3,9 @@ rate and draws (almost) no 429s from a server enforcing the same limit.
 
 Notion allows about 3 requests per second; a 1000-page walk (about 2000 requests) takes over
 ten minutes at that rate, so the suite runs it scaled up (client and emulator at the same
-higher limit). ``NOTIONFS_REAL_RATE=1`` runs it at Notion's own 3 requests per second too.
+higher limit; ``NOTIONFS_RATE_RPS`` sets it). ``NOTIONFS_REAL_RATE=1`` runs it at Notion's
+own 3 requests per second too: 2011 requests in 741 s, 2.71/s on average, at most 11 in any
+second, no 429 (when this test was written).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ pytestmark = [pytest.mark.e2e, requires_fuse]
 
 PAGES = 1000
 BURST = 10  # the client's default burst, and the emulator's
-SCALED_RPS = float(os.environ.get("NOTIONFS_RATE_RPS", "100"))
+SCALED_RPS = float(os.environ.get("NOTIONFS_RATE_RPS", "150"))
 NOTION_RPS = 3.0
 
 
