@@ -410,17 +410,21 @@ class BlockCache:
         fetch: RangeFetcher,
         *,
         whole_blocks: bool = False,
+        extra_bytes: int = 0,
     ) -> bytes:
         """Bytes ``[offset, min(end, file_size))`` of file ``key``, fetching what is missing.
 
         ``whole_blocks``: a block that must be fetched is fetched to its end (the caller reads
         sequentially and will want the rest); otherwise only the bytes asked for are fetched.
+        ``extra_bytes``: a fetch this read makes goes on that far past ``end``, in the same
+        request, over bytes nobody holds (the caller expects to read them next).
         """
         end = min(end, file_size)
         if offset >= end:
             return b""
         first, last = offset // self.block_size_bytes, (end - 1) // self.block_size_bytes
         fetch_end = min(file_size, (last + 1) * self.block_size_bytes) if whole_blocks else end
+        fetch_end = max(fetch_end, min(file_size, end + extra_bytes))
         got: dict[int, _Extent] = {}
         pending = list(range(first, last + 1))
         first_pass = True
@@ -560,8 +564,27 @@ class BlockCache:
                     claim = self._claim(key, index, lo, hi, extent, prefetch=False)
                     claims.append(claim)
                     waits.append((index, claim.flight))
+            block = self.block_size_bytes
+            if count and claims and claims[-1].index == pending[-1] and claims[-1].hi == block:
+                claims += self._claim_beyond(key, pending[-1] + 1, fetch_end)
             runs = [_Run(self, key, run, fetch, None) for run in self._runs(claims)]
         return runs, waits
+
+    def _claim_beyond(self, key: str, index: int, fetch_end: int) -> list[_Claim]:
+        """Claims continuing a read's run past its last block, up to ``fetch_end``, while
+        the blocks are wholly missing (lock held). Nobody waits for them: the run's puller
+        brings them in on its way."""
+        block = self.block_size_bytes
+        claims: list[_Claim] = []
+        while index * block < fetch_end:
+            if (key, index) in self._flights or (key, index) in self._lru:
+                break
+            hi = min(fetch_end - index * block, block)
+            claims.append(self._claim(key, index, 0, hi, None, prefetch=False))
+            if hi < block:
+                break
+            index += 1
+        return claims
 
     def _claim_ahead(
         self,
@@ -812,8 +835,13 @@ class FileReader:
         end = min(offset + size, self._size)
         streaming = self._read_ahead(offset, end) if self._executor is not None else False
         # A sequential reader that overtakes its read-ahead fetches whole blocks, not 128 KiB.
+        # Any other reader that must fetch takes as much again in the same request: FUSE cuts
+        # a program's read into 128 KiB pieces and asks for the next only once this one is
+        # answered, so a 256 KiB read costs one round trip instead of two (and random 128 KiB
+        # reads at most twice their bytes).
         return self._cache.read(
-            self._key, self._size, offset, end, self._fetch, whole_blocks=streaming
+            self._key, self._size, offset, end, self._fetch, whole_blocks=streaming,
+            extra_bytes=0 if streaming else end - offset,
         )
 
     def read_cached(self, offset: int, size: int) -> bytes | None:
