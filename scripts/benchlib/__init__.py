@@ -1,0 +1,1 @@
+"""The benchmark driver's parts: the emulator process, mounts, measurements and the report."""
