@@ -335,25 +335,36 @@ class Tree:
         if self._fresh(directory):
             assert directory.children is not None
             return directory.children
-        with directory.list_lock:
+        held = directory.children
+        # Stale while revalidating: when another caller is already listing this folder anew,
+        # answer from the listing held rather than queue behind a slow Notion.
+        if not directory.list_lock.acquire(blocking=held is None):
+            assert held is not None
+            return held
+        try:
             if self._fresh(directory):  # another thread listed it while we waited
                 assert directory.children is not None
                 return directory.children
-            source = _Source()
-            try:
-                found = list(self._list_children(directory, source))
-            except (NetworkError, ServerError, ApiError) as exc:
-                if directory.children is not None and not isinstance(exc, NotFoundError):
-                    self.stale_answers += 1
-                    logger.warning(
-                        "serving stale listing of %r: Notion failed: %s", directory.name, exc
-                    )
-                    return directory.children
-                raise
-            directory.source = source
-            directory.children = self._materialise(directory, found)
-            directory.listed_at = self._clock()
-            return directory.children
+            return self._relist(directory)
+        finally:
+            directory.list_lock.release()
+
+    def _relist(self, directory: Entry) -> dict[str, Entry]:
+        source = _Source()
+        try:
+            found = list(self._list_children(directory, source))
+        except (NetworkError, ServerError, ApiError) as exc:
+            if directory.children is not None and not isinstance(exc, NotFoundError):
+                self.stale_answers += 1
+                logger.warning(
+                    "serving stale listing of %r: Notion failed: %s", directory.name, exc
+                )
+                return directory.children
+            raise
+        directory.source = source
+        directory.children = self._materialise(directory, found)
+        directory.listed_at = self._clock()
+        return directory.children
 
     def _materialise(self, directory: Entry, found: list[_Child]) -> dict[str, Entry]:
         generated = self._generated_name(directory)

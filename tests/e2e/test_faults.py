@@ -269,9 +269,10 @@ def test_slow_notion_answers_from_held_listings_at_the_deadline(tmp_path: Path) 
             assert whole.elapsed_s < 3 * deadline_s + SLACK_S
         finally:
             m.emulator.faults.latency_s = 0.0
+        # The first call to want the folder anew waits out its deadline; calls that come while
+        # it is still being re-listed are answered from the held listing at once.
         log = m.log_text()
-        for op in ("readdir", "open"):
-            assert f"{op} /Held" in log and "deadline passed, answering from cache" in log
+        assert "readdir /Held: deadline passed, answering from cache" in log
 
 
 # ---- retries that respect Notion ------------------------------------------------------------
