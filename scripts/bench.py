@@ -31,10 +31,10 @@ DEFAULT_DATA_DIR = Path.home() / ".cache" / "notionfs" / "bench"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="a two-minute smoke: one run, a 64 MiB file, 300 entries")
+                        help="a quick smoke: one run, a 64 MiB file, 300 entries")
     parser.add_argument("--dry-run", action="store_true",
                         help="start nothing: format made-up results (checks the bench itself)")
-    parser.add_argument("--runs", type=int, help="runs per measurement (default 3, quick 1)")
+    parser.add_argument("--runs", type=int, help="runs per measurement (default 5, quick 1)")
     parser.add_argument("--out", type=Path, help=f"where to write (default {DEFAULT_OUT}; "
                         "--quick and --dry-run print only unless given)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
@@ -99,7 +99,7 @@ def fake_results(quick: bool) -> Results:
         "find_entries": 200, "find_warm_ms": 30,
     }
     for key, centre in centres.items():
-        for _ in range(1 if quick else 3):
+        for _ in range(1 if quick else 5):
             results.add(key, centre * rng.uniform(0.9, 1.1))
     return results
 
@@ -120,8 +120,9 @@ def generated_text(results: Results, args: argparse.Namespace, plan_text: str,
         "process; notionfs runs as `python -m notionfs mount --foreground --rate-limit 1000 "
         f"--cache-size 256M`. {plan_text}",
         "",
-        "Rerun: `scripts/bench` (about ten minutes), `scripts/bench --quick` (a two-minute "
-        "smoke that prints without writing), `scripts/bench --only data --runs 5`.",
+        "Rerun: `scripts/bench` (installs fio, rclone and curl, then about a minute here), "
+        "`scripts/bench --quick` (one run of each on smaller inputs; prints, writes nothing), "
+        "`scripts/bench --only data --runs 9`. Run it as root so the page cache can be dropped.",
         "",
         "## Machine",
         "",
@@ -149,7 +150,7 @@ def generated_text(results: Results, args: argparse.Namespace, plan_text: str,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.runs = args.runs or (1 if args.quick else 3)
+    args.runs = args.runs or (1 if args.quick else 5)
     args.big_mib = 64 if args.quick else 256
     args.flat_entries = 300 if args.quick else 1000
     plan_text = (f"Random reads: fio randread, 256 KiB blocks, "
