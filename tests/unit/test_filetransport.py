@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -255,3 +259,34 @@ def test_remote_file_reads_through_the_lean_client(host: FileHost) -> None:
         assert remote.read(123_456, 200 * KiB) == DATA[123_456 : 123_456 + 200 * KiB]
         host.faults.cut_after_bytes = 40 * KiB  # every body cut: resumed until complete
         assert remote.read(300 * KiB, 150 * KiB) == DATA[300 * KiB : 450 * KiB]
+
+
+# ---- TLS, as real file hosts speak it ------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a cert")
+def test_https_with_verified_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server = Scripted(fixed(b"secret bytes"))
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}/f"
+        trusting = ssl.create_default_context(cafile=str(cert))
+        http = client(FileHostTransport(ssl_context=trusting))
+        assert http.get(url).content == b"secret bytes"
+        assert http.get(url).content == b"secret bytes"
+        assert server.connections == 1
+        with pytest.raises(httpx.ConnectError):  # an unknown certificate is refused
+            client(FileHostTransport()).get(url)
+    finally:
+        server.shutdown()
+        server.server_close()
