@@ -9,6 +9,7 @@ import logging
 import posixpath
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -223,7 +224,11 @@ class Tree:
         )
         self._inodes: dict[str, int] = {}
         self._inode_lock = threading.Lock()
-        self._remotes: dict[str, RemoteFile] = {}
+        # One RemoteFile per file identity while any entry holds it (shared by the synced
+        # copies of a block across pages); forgotten once no listing refers to it.
+        self._remotes: weakref.WeakValueDictionary[str, RemoteFile] = (
+            weakref.WeakValueDictionary()
+        )
         self._titles: dict[str, str] = {}  # every title seen, for mentions and relations
         mounted_at = time.time()
         self.root = Entry(
