@@ -34,6 +34,8 @@ _INLINE_OPS = frozenset({"init", "destroy", "statfs", "release", "releasedir", "
 # Operations given a fuse_file_info: they run inline and put only their slow part under the
 # deadline, because the struct must not be touched once the call has returned.
 _SELF_BOUNDED_OPS = frozenset({"open", "read"})
+# Operations answered on the FUSE thread when memory holds the answer (see _in_memory).
+_MEMORY_OPS = frozenset({"getattr", "readdir", "getxattr", "listxattr", "access"})
 # Operations a read-only filesystem refuses outright.
 _WRITE_OPS = frozenset(
     {
@@ -111,7 +113,7 @@ class NotionOperations(Operations):  # type: ignore[misc]
         if handler is None:
             raise FuseOSError(errno.ENOSYS)
         try:
-            if op in _INLINE_OPS or op in _SELF_BOUNDED_OPS:
+            if op in _INLINE_OPS or op in _SELF_BOUNDED_OPS or self._in_memory(op, args):
                 return handler(*args)
             return self._with_deadline(op, handler, args)
         except FuseOSError:
@@ -123,6 +125,22 @@ class NotionOperations(Operations):  # type: ignore[misc]
         except Exception as exc:  # fusepy would turn this into a misleading EINVAL
             logger.exception("%s %s failed unexpectedly", op, _path_arg(args))
             raise FuseOSError(errno.EIO) from exc
+
+    def _in_memory(self, op: str, args: tuple[Any, ...]) -> bool:
+        """Whether fresh listings and known sizes answer this call with no I/O: then it runs
+        on the FUSE thread, and a pool full of calls stuck on a slow Notion cannot delay it.
+        (A listing that expires in between is fetched inline, still bounded by the client's
+        own timeouts.)"""
+        if op not in _MEMORY_OPS:
+            return False
+        known, entry = self._tree.lookup_fresh(args[0])
+        if not known or entry is None:
+            return known
+        if op == "getattr":
+            return entry.is_dir or self._tree.known_size(entry) is not None
+        if op == "readdir":
+            return entry.is_dir and self._tree.is_fresh(entry)
+        return True  # xattrs and access need nothing but the entry
 
     def _with_deadline(
         self,

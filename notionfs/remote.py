@@ -258,6 +258,30 @@ class RemoteFile:
 
     # ---- location ----------------------------------------------------------------------
 
+    @property
+    def probing(self) -> bool:
+        """A size probe is under way."""
+        return self._probe_flight is not None
+
+    def offer(self, location: Location) -> None:
+        """A URL for this file from a fresh listing: adopt it when it outlives the one held,
+        so an expiry costs no API call of its own. Skipped while a refresh is under way."""
+        if not self._location_lock.acquire(blocking=False):
+            return
+        try:
+            held = self._location
+            if (
+                held is not None
+                and location.expires_at is not None
+                and held.expires_at is not None
+                and location.expires_at > held.expires_at
+                and urlsplit(location.url).path == urlsplit(held.url).path
+            ):
+                self._location = location
+                self._obtained_at = time.time()
+        finally:
+            self._location_lock.release()
+
     def _current(self) -> Location:
         """The location to use now, refreshed first when it expires within the margin."""
         with self._location_lock:

@@ -230,6 +230,7 @@ class Tree:
             weakref.WeakValueDictionary()
         )
         self._titles: dict[str, str] = {}  # every title seen, for mentions and relations
+        self._probe_failed_at: dict[str, float] = {}  # file key -> when its probe last failed
         mounted_at = time.time()
         self.root = Entry(
             Kind.ROOT, key="root", name="", inode=1, ctime_s=mounted_at, mtime_s=mounted_at
@@ -264,6 +265,24 @@ class Tree:
                 return None
             entry = found
         return entry
+
+    def lookup_fresh(self, path: str) -> tuple[bool, Entry | None]:
+        """Answer a lookup from fresh listings alone: ``(True, entry or None)`` when memory
+        knows the answer, ``(False, None)`` when some folder on the way must be listed."""
+        entry = self.root
+        for part in (p for p in path.split("/") if p):
+            if not entry.is_dir:
+                return True, None
+            if not self._fresh(entry) and not is_probe_name(part):
+                return False, None
+            found = entry.children.get(part) if entry.children else None
+            if found is None:
+                return True, None
+            entry = found
+        return True, entry
+
+    def is_fresh(self, directory: Entry) -> bool:
+        return self._fresh(directory)
 
     def child(self, directory: Entry, name: str) -> Entry | None:
         """One name in a directory. Well-known probe names cost nothing, listed or not."""
@@ -308,22 +327,38 @@ class Tree:
     def _generated(self, entry: Entry) -> bytes:
         content = entry.content
         if content is None:
-            assert entry.render is not None
-            content = entry.content = entry.render()
+            with entry.list_lock:  # one render for all callers (it may fetch property values)
+                content = entry.content
+                if content is None:
+                    assert entry.render is not None
+                    content = entry.content = entry.render()
         return content
 
     def _probe_sizes(self, children: list[Entry]) -> None:
-        """Probe every file's size in parallel; the probe also brings the file's first bytes."""
+        """Probe every file's size in parallel; the probe also brings the file's first bytes.
+        A probe under way is not asked again, nor one that failed within the metadata TTL
+        (a later stat still tries, and says why it fails)."""
+        now = self._clock()
         for entry in children:
-            if entry.remote is not None and entry.remote.known_size is None:
-                self._probe_pool.submit(self._probe_quietly, entry.remote)
+            remote = entry.remote
+            if remote is None or remote.known_size is not None or remote.probing:
+                continue
+            failed_at = self._probe_failed_at.get(remote.key)
+            if failed_at is not None and now - failed_at < self._settings.metadata_ttl_s:
+                continue
+            self._probe_pool.submit(self._probe_quietly, remote)
 
-    @staticmethod
-    def _probe_quietly(remote: RemoteFile) -> None:
+    def _probe_quietly(self, remote: RemoteFile) -> None:
         try:
             remote.size()
         except NotionFSError as exc:
+            self._probe_failed_at[remote.key] = self._clock()
             logger.info("size probe failed for %s: %s", remote.key, exc)
+        except Exception:
+            self._probe_failed_at[remote.key] = self._clock()
+            logger.exception("size probe failed for %s", remote.key)
+        else:
+            self._probe_failed_at.pop(remote.key, None)
 
     # ---- listings ----------------------------------------------------------------------
 
@@ -484,6 +519,9 @@ class Tree:
                     executor=self._fetch_pool,
                 )
                 self._remotes[c.file_key] = remote
+            else:
+                assert c.file_ref is not None
+                remote.offer(_location(c.file_ref))
             return remote
 
     def _list_children(self, directory: Entry, source: _Source) -> Iterator[_Child]:

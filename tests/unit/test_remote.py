@@ -433,6 +433,20 @@ def test_short_lived_url_is_used_before_it_is_replaced(host: FakeHost, clock: Fa
     assert resolver.forced == 1
 
 
+def test_url_from_a_fresh_listing_spares_the_refresh(host: FakeHost, clock: FakeClock) -> None:
+    data = pattern(4 * MiB)
+    remote, resolver = make_remote(host, "a.bin", data, known_size=len(data))
+    assert remote.read(0, 100) == data[:100]
+    clock.now += 3000  # the folder is listed anew: its URL lives an hour from now
+    newer = Location(host.sign("a.bin"), clock.now + 3600)
+    remote.offer(Location(host.sign("other.bin"), clock.now + 7200))  # another file: ignored
+    remote.offer(newer)
+    clock.now += 599  # the first URL is past its expiry; the offered one is not
+    assert remote.read(MiB, 100) == data[MiB : MiB + 100]
+    assert resolver.forced == 0
+    assert str(host.requests[-1].url) == newer.url
+
+
 def test_fresh_url_is_not_refreshed(host: FakeHost) -> None:
     data = pattern(2 * MiB)
     remote, resolver = make_remote(host, "a.bin", data)
