@@ -236,7 +236,6 @@ class Tree:
             Kind.ROOT, key="root", name="", inode=1, ctime_s=mounted_at, mtime_s=mounted_at
         )
         self._inodes["root"] = 1
-        self.stale_answers = 0  # how often a stale listing was served because Notion failed
 
     def close(self) -> None:
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
@@ -395,7 +394,6 @@ class Tree:
             found = list(self._list_children(directory, source))
         except (NetworkError, ServerError, ApiError) as exc:
             if directory.children is not None and not isinstance(exc, NotFoundError):
-                self.stale_answers += 1
                 logger.warning(
                     "serving stale listing of %r: Notion failed: %s", directory.name, exc
                 )
