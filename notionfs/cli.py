@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_API_URL, SUPPORTED_VERSIONS, Settings
 from .errors import AuthError, ConfigError, NetworkError, NotionFSError
+from .fusebind import BINDINGS, Binding, load_binding
 
 if TYPE_CHECKING:
     from .client import NotionClient
@@ -109,6 +110,12 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", dest="fuse_options", action="append", default=[], help="FUSE options")
     p.add_argument("--log-file", help="log here (default: stderr, or a file when backgrounded)")
     p.add_argument("--debug", action="store_true", help="debug logging (secrets stay redacted)")
+    p.add_argument(
+        "--fuse-binding",
+        choices=BINDINGS,
+        help="fusepy over libfuse 2, or mfusepy over libfuse 3 (default auto: fusepy where "
+        "libfuse 2 is installed; env NOTIONFS_FUSE_BINDING)",
+    )
 
 
 def _size(text: str) -> int:
@@ -148,15 +155,18 @@ def _read_token(args: argparse.Namespace) -> str:
     return os.environ.get("NOTION_TOKEN", "").strip()
 
 
-def check_fuse_available() -> None:
+def check_fuse_available(binding: str = "auto") -> Binding:
+    """The FUSE binding to mount with, loaded; ConfigError says what to install."""
     if not os.path.exists("/dev/fuse") and sys.platform.startswith("linux"):
         raise ConfigError(f"/dev/fuse is missing: this machine has no FUSE; {FUSE_INSTALL_HINT}")
-    if sys.platform.startswith("linux") and shutil.which("fusermount") is None:
+    if sys.platform.startswith("linux") and not (
+        shutil.which("fusermount") or shutil.which("fusermount3")
+    ):
         raise ConfigError(f"fusermount not found; {FUSE_INSTALL_HINT}")
     try:
-        import fuse  # noqa: F401  (loads libfuse through ctypes)
-    except (OSError, ImportError) as exc:
-        raise ConfigError(f"libfuse cannot be loaded ({exc}); {FUSE_INSTALL_HINT}") from None
+        return load_binding(binding)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {FUSE_INSTALL_HINT}") from None
 
 
 def check_mountpoint(path: Path, *, allow_nonempty: bool = False) -> None:
@@ -379,13 +389,15 @@ def mount_command(args: argparse.Namespace) -> int:
         "notion_version": args.notion_version,
         "cache_size_bytes": args.cache_size,
         "metadata_ttl_s": args.metadata_ttl,
-        "negative_ttl_s": args.metadata_ttl,
         "op_deadline_s": args.deadline,
         "rate_limit_rps": args.rate_limit,
         "debug": args.debug,
+        "fuse_binding": args.fuse_binding,
     }
     try:
-        check_fuse_available()
+        binding = check_fuse_available(
+            args.fuse_binding or Settings.from_env().fuse_binding
+        )
         extra = extra_fuse_options(args)
         check_mountpoint(mountpoint, allow_nonempty=bool(extra.get("nonempty")))
         with contextlib.ExitStack() as stack:
@@ -399,7 +411,7 @@ def mount_command(args: argparse.Namespace) -> int:
 
             client = stack.enter_context(NotionClient(settings))
             workspace_name = check_token(settings, client)
-            _serve(settings, client, mountpoint, workspace_name, extra, lifecycle)
+            _serve(binding, settings, client, mountpoint, workspace_name, extra, lifecycle)
     except KeyboardInterrupt:
         print("notionfs: interrupted", file=sys.stderr)
         return 130
@@ -416,6 +428,7 @@ def mount_command(args: argparse.Namespace) -> int:
 
 
 def _serve(
+    binding: Binding,
     settings: Settings,
     client: NotionClient,
     mountpoint: Path,
@@ -425,23 +438,30 @@ def _serve(
 ) -> None:
     from .fuse_ops import fuse_options, run_fuse
     from .remote import file_host_client
-    from .tree import Tree
+    from .workspace import NotionWorkspace
 
-    options = fuse_options(settings, f"notion:{workspace_name}", extra)
+    options = fuse_options(
+        settings, f"notion:{workspace_name}", extra, libfuse_major=binding.libfuse_major
+    )
     # File hosts get their own client: the Notion token must never travel to them.
     files_http = file_host_client(settings)
-    tree = Tree(client, files_http, settings)
-    logger.info("mounting %s (notion:%s) at %s", settings.api_url, workspace_name, mountpoint)
+    workspace = NotionWorkspace(client, files_http, settings)
+    logger.info(
+        "mounting %s (notion:%s) at %s with %s over libfuse %d",
+        settings.api_url, workspace_name, mountpoint, binding.name, binding.libfuse_major,
+    )  # fmt: skip
     try:
         lifecycle.begin_serving()
-        run_fuse(tree, settings, str(mountpoint), options, mounted=lifecycle.mounted)
+        run_fuse(
+            binding, workspace, settings, str(mountpoint), options, mounted=lifecycle.mounted
+        )
     except RuntimeError as exc:  # fusepy's way of saying libfuse could not mount
         raise ConfigError(
             f"could not mount {mountpoint} (libfuse status {exc}; its message is above)"
         ) from None
     finally:
         lifecycle.finished.set()
-        tree.close()
+        workspace.close()
         files_http.close()
     logger.info("unmounted %s", mountpoint)
 

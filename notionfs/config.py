@@ -30,7 +30,6 @@ class Settings:
     read_timeout_s: float = 20.0
     # Metadata
     metadata_ttl_s: float = 60.0
-    negative_ttl_s: float = 60.0
     # URL refresh: treat a signed URL as expired this long before its expiry_time
     url_refresh_margin_s: float = 60.0
     # Data path
@@ -50,17 +49,21 @@ class Settings:
     op_deadline_s: float = 30.0
     # FUSE
     st_blksize_bytes: int = 1 * MiB
+    fuse_binding: str = "auto"  # "fusepy" (libfuse 2), "mfusepy" (libfuse 3), or "auto"
     debug: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from NOTION_TOKEN / NOTIONFS_API_URL / NOTION_VERSION, then overrides."""
+        """Settings from NOTION_TOKEN / NOTIONFS_API_URL / NOTION_VERSION /
+        NOTIONFS_FUSE_BINDING, then overrides."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         if env.get("NOTION_TOKEN"):
             values["token"] = env["NOTION_TOKEN"]
         if env.get("NOTIONFS_API_URL"):
             values["api_url"] = env["NOTIONFS_API_URL"]
+        if env.get("NOTIONFS_FUSE_BINDING"):
+            values["fuse_binding"] = env["NOTIONFS_FUSE_BINDING"]
         if env.get("NOTION_VERSION"):
             values["notion_version"] = env["NOTION_VERSION"]
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,4 +1,6 @@
-"""The fusepy adapter: the only module that imports fuse or speaks errno."""
+"""The FUSE adapter: the only module that speaks errno. It talks to a MountSource only, and
+every operation carries its own wrapper (errno mapping, deadline, stale answers), so it
+behaves the same under fusepy and mfusepy (see fusebind.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import collections
 import concurrent.futures
 import ctypes
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -13,15 +16,15 @@ import stat
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
-
-from fuse import FUSE, FuseOSError, Operations  # the one place fuse is imported
+from typing import Any, TypeVar
 
 from .config import Settings
 from .errors import DeadlineExceeded, NotionFSError, errno_for
-from .tree import Entry, Kind, Reader, Tree
+from .fusebind import Binding
+from .nodes import Node
+from .workspace import MountSource, Reader
 
-__all__ = ["NotionOperations", "run_fuse", "fuse_options"]
+__all__ = ["FuseError", "NotionOperations", "run_fuse", "fuse_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,33 +32,18 @@ XATTR_PREFIX = "user.notion."
 # ENODATA is Linux's "no such attribute"; macOS calls it ENOATTR (93).
 ENOATTR = getattr(errno, "ENODATA", 93) if sys.platform != "darwin" else 93
 
-# Operations that never touch the network: run inline, no deadline machinery needed.
-_INLINE_OPS = frozenset({"init", "destroy", "statfs", "release", "releasedir", "opendir"})
-# Operations given a fuse_file_info: they run inline and put only their slow part under the
-# deadline, because the struct must not be touched once the call has returned.
-_SELF_BOUNDED_OPS = frozenset({"open", "read"})
-# Operations answered on the FUSE thread when memory holds the answer (see _in_memory).
-_MEMORY_OPS = frozenset({"getattr", "readdir", "getxattr", "listxattr", "access"})
 # Operations a read-only filesystem refuses outright.
-_WRITE_OPS = frozenset(
-    {
-        "chmod",
-        "chown",
-        "create",
-        "mkdir",
-        "mknod",
-        "rename",
-        "rmdir",
-        "symlink",
-        "link",
-        "truncate",
-        "unlink",
-        "utimens",
-        "write",
-        "setxattr",
-        "removexattr",
-    }
-)
+WRITE_OPS = (
+    "chmod", "chown", "create", "mkdir", "mknod", "rename", "rmdir", "symlink", "link",
+    "truncate", "unlink", "utimens", "write", "setxattr", "removexattr",
+)  # fmt: skip
+
+
+class FuseError(OSError):
+    """An errno for the kernel; both bindings turn a raised OSError into ``-errno``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code, os.strerror(code))
 
 
 # Callbacks arrive on libfuse's own threads (at most ten, kept for the mount's life). For
@@ -71,15 +59,53 @@ def _keep_thread_state() -> None:
         _thread_state.kept = True
 
 
-class NotionOperations(Operations):  # type: ignore[misc]
-    """FUSE callbacks over a Tree. Every call is bounded by ``settings.op_deadline_s``."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+# How an operation runs:
+INLINE = "inline"  # never touches the network: on the FUSE thread
+BOUNDED = "bounded"  # given a fuse_file_info: inline, with only its slow part under the deadline
+MEMORY = "memory"  # inline when memory holds the answer, else under the deadline
+NETWORK = "network"  # under the deadline on the pool; past it, a stale answer or EIO
+
+
+def operation(mode: str) -> Callable[[F], F]:
+    """The wrapper every FUSE operation carries: runs it as ``mode`` says and maps every
+    exception to an errno (a binding would turn an uncaught one into a misleading EINVAL)."""
+
+    def decorate(method: F) -> F:
+        op = method.__name__
+
+        @functools.wraps(method)
+        def wrapper(self: NotionOperations, *args: Any) -> Any:
+            _keep_thread_state()
+            try:
+                if mode in (INLINE, BOUNDED) or (mode == MEMORY and self._in_memory(op, args)):
+                    return method(self, *args)
+                return self._with_deadline(op, functools.partial(method, self), args)
+            except FuseError:
+                raise
+            except NotionFSError as exc:
+                code = errno_for(exc)
+                logger.warning("%s %s: %s (errno %s)", op, _path_arg(args), exc, code)
+                raise FuseError(code) from exc
+            except Exception as exc:
+                logger.exception("%s %s failed unexpectedly", op, _path_arg(args))
+                raise FuseError(errno.EIO) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class NotionOperations:
+    """FUSE callbacks over a MountSource. Every call is bounded by ``settings.op_deadline_s``."""
 
     use_ns = True
 
     def __init__(
-        self, tree: Tree, settings: Settings, mounted: threading.Event | None = None
+        self, source: MountSource, settings: Settings, mounted: threading.Event | None = None
     ) -> None:
-        self._tree = tree
+        self._source = source
         # Set once the kernel has finished the FUSE handshake: the mount is in place.
         self.mounted = mounted or threading.Event()
         self._settings = settings
@@ -87,10 +113,10 @@ class NotionOperations(Operations):  # type: ignore[misc]
         self._gid = os.getgid()
         self._handles: dict[int, Reader] = {}
         self._handle_ids = itertools.count(1)
-        self._handles_lock = threading.Lock()
+        self._handles_lock = threading.Lock()  # a leaf: nothing else is taken under it
         # Per handle, a read that outlived its deadline: (start, end, its future).
         self._late_reads: dict[int, tuple[int, int, concurrent.futures.Future[Any]]] = {}
-        # Per file (entry key): the identity of the version whose pages the kernel holds, and
+        # Per file (node key): the identity of the version whose pages the kernel holds, and
         # how many handles each version has open.
         self._cached_identity: dict[str, str] = {}
         self._open_versions: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -99,48 +125,21 @@ class NotionOperations(Operations):  # type: ignore[misc]
             max_workers=64, thread_name_prefix="notionfs-op"
         )
 
-    # ---- the single entry point fusepy calls ------------------------------------------
-
-    def __call__(self, op: str, *args: Any) -> Any:
-        _keep_thread_state()
-        if op in _WRITE_OPS:
-            raise FuseOSError(errno.EROFS)
-        if op == "getxattr" and not args[1].startswith(XATTR_PREFIX):
-            # `ls -l` asks every file for security.selinux and system.posix_acl_access:
-            # answered here, without the deadline hand-off (warm ls -l of 1000: 200 -> 90 ms).
-            raise FuseOSError(ENOATTR)
-        handler: Callable[..., Any] | None = getattr(self, op, None)
-        if handler is None:
-            raise FuseOSError(errno.ENOSYS)
-        try:
-            if op in _INLINE_OPS or op in _SELF_BOUNDED_OPS or self._in_memory(op, args):
-                return handler(*args)
-            return self._with_deadline(op, handler, args)
-        except FuseOSError:
-            raise
-        except NotionFSError as exc:
-            code = errno_for(exc)
-            logger.warning("%s %s: %s (errno %s)", op, _path_arg(args), exc, code)
-            raise FuseOSError(code) from exc
-        except Exception as exc:  # fusepy would turn this into a misleading EINVAL
-            logger.exception("%s %s failed unexpectedly", op, _path_arg(args))
-            raise FuseOSError(errno.EIO) from exc
+    # ---- dispatch ----------------------------------------------------------------------
 
     def _in_memory(self, op: str, args: tuple[Any, ...]) -> bool:
         """Whether fresh listings and known sizes answer this call with no I/O: then it runs
         on the FUSE thread, and a pool full of calls stuck on a slow Notion cannot delay it.
         (A listing that expires in between is fetched inline, still bounded by the client's
         own timeouts.)"""
-        if op not in _MEMORY_OPS:
-            return False
-        known, entry = self._tree.lookup_fresh(args[0])
-        if not known or entry is None:
+        known, node = self._source.lookup_memory(args[0])
+        if not known or node is None:
             return known
         if op == "getattr":
-            return entry.is_dir or self._tree.known_size(entry) is not None
+            return node.is_dir or self._source.known_size(node) is not None
         if op == "readdir":
-            return entry.is_dir and self._tree.is_fresh(entry)
-        return True  # xattrs and access need nothing but the entry
+            return node.is_dir and self._source.is_fresh(node)
+        return True  # xattrs and access need nothing but the node
 
     def _with_deadline(
         self,
@@ -167,33 +166,36 @@ class NotionOperations(Operations):  # type: ignore[misc]
     def _stale_answer(self, op: str, args: tuple[Any, ...]) -> Any:
         if op not in ("getattr", "readdir", "open"):
             return None
-        entry = self._tree.lookup_cached(args[0])
-        if entry is None:
+        node = self._source.lookup_held(args[0])
+        if node is None:
             return None
-        if op == "getattr" and (entry.is_dir or self._tree.known_size(entry) is not None):
-            return self._attrs(entry, cached_only=True)
-        if op == "readdir" and entry.is_dir and entry.children is not None:
-            return [".", "..", *entry.children]
-        if op == "open" and not entry.is_dir and self._tree.known_size(entry) is not None:
-            return entry, self._tree.open(entry)
+        known_size = None if node.is_dir else self._source.known_size(node)
+        if op == "getattr" and (node.is_dir or known_size is not None):
+            return self._attrs(node, cached_only=True)
+        if op == "readdir" and node.is_dir:
+            held = self._source.listdir_held(node)
+            return None if held is None else _dir_entries(node, held)
+        if op == "open" and known_size is not None:
+            return node, self._source.open(node)
         return None
 
     # ---- metadata ----------------------------------------------------------------------
 
-    def _entry(self, path: str) -> Entry:
-        entry = self._tree.lookup(path)
-        if entry is None:
-            raise FuseOSError(errno.ENOENT)
-        return entry
+    def _node(self, path: str) -> Node:
+        node = self._source.lookup(path)
+        if node is None:
+            raise FuseError(errno.ENOENT)
+        return node
 
+    @operation(MEMORY)
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
-        return self._attrs(self._entry(path))
+        return self._attrs(self._node(path))
 
-    def _attrs(self, entry: Entry, cached_only: bool = False) -> dict[str, int]:
-        mtime_ns = int(entry.mtime_s * 1e9)
-        ctime_ns = int(entry.ctime_s * 1e9)
+    def _attrs(self, node: Node, cached_only: bool = False) -> dict[str, int]:
+        mtime_ns = int(node.mtime_s * 1e9)
+        ctime_ns = int(node.ctime_s * 1e9)
         attrs = {
-            "st_ino": entry.inode,
+            "st_ino": node.inode,
             "st_uid": self._uid,
             "st_gid": self._gid,
             "st_atime": mtime_ns,
@@ -201,13 +203,13 @@ class NotionOperations(Operations):  # type: ignore[misc]
             "st_ctime": ctime_ns,
             "st_blksize": self._settings.st_blksize_bytes,
         }
-        if entry.is_dir:
+        if node.is_dir:
             attrs.update(st_mode=stat.S_IFDIR | 0o555, st_nlink=2, st_size=0, st_blocks=0)
         else:
             if cached_only:
-                size = self._tree.known_size(entry) or 0
+                size = self._source.known_size(node) or 0
             else:
-                size = self._tree.size(entry)
+                size = self._source.size(node)
             attrs.update(
                 st_mode=stat.S_IFREG | 0o444,
                 st_nlink=1,
@@ -216,65 +218,71 @@ class NotionOperations(Operations):  # type: ignore[misc]
             )
         return attrs
 
-    def readdir(self, path: str, fh: Any) -> list[str]:
-        entry = self._entry(path)
-        if not entry.is_dir:
-            raise FuseOSError(errno.ENOTDIR)
-        return [".", "..", *(child.name for child in self._tree.listdir(entry))]
+    @operation(MEMORY)
+    def readdir(self, path: str, fh: Any, *flags: Any) -> list[DirEntry]:
+        node = self._node(path)
+        if not node.is_dir:
+            raise FuseError(errno.ENOTDIR)
+        return _dir_entries(node, self._source.listdir(node))
 
+    @operation(MEMORY)
     def access(self, path: str, amode: int) -> int:
-        self._entry(path)
+        self._node(path)
         if amode & os.W_OK:
-            raise FuseOSError(errno.EROFS)
+            raise FuseError(errno.EROFS)
         return 0
 
+    @operation(INLINE)
     def readlink(self, path: str) -> str:
-        raise FuseOSError(errno.EINVAL)
+        raise FuseError(errno.EINVAL)
 
+    @operation(INLINE)
     def statfs(self, path: str) -> dict[str, int]:
         # Never touches the network: a file manager calls this constantly.
+        stats = self._source.statfs()
         return {
-            "f_bsize": self._settings.st_blksize_bytes,
-            "f_frsize": 4096,
-            "f_blocks": 0,
-            "f_bfree": 0,
-            "f_bavail": 0,
-            "f_files": 0,
-            "f_ffree": 0,
-            "f_favail": 0,
-            "f_namemax": 255,
+            "f_bsize": stats.block_size,
+            "f_frsize": stats.fragment_size,
+            "f_blocks": stats.blocks,
+            "f_bfree": stats.blocks_free,
+            "f_bavail": stats.blocks_free,
+            "f_files": stats.files,
+            "f_ffree": stats.files_free,
+            "f_favail": stats.files_free,
+            "f_namemax": stats.name_max,
         }
 
     # ---- xattrs ------------------------------------------------------------------------
 
-    def _xattrs(self, entry: Entry) -> dict[str, str]:
-        values = {}
-        if entry.object_id:
-            values[XATTR_PREFIX + "id"] = entry.object_id
-        if entry.notion_url:
-            values[XATTR_PREFIX + "url"] = entry.notion_url
-        if entry.kind is not Kind.ROOT:
-            values[XATTR_PREFIX + "type"] = entry.kind.value
-        return values
-
+    @operation(INLINE)
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
-        value = self._xattrs(self._entry(path)).get(name)
+        if not name.startswith(XATTR_PREFIX):
+            # `ls -l` asks every file for security.selinux and system.posix_acl_access:
+            # answered here, before any lookup (warm ls -l of 1000: 200 -> 90 ms).
+            raise FuseError(ENOATTR)
+        return self._user_xattr(path, name[len(XATTR_PREFIX) :])
+
+    @operation(MEMORY)
+    def _user_xattr(self, path: str, name: str) -> bytes:
+        value = self._source.xattrs(self._node(path)).get(name)
         if value is None:
-            raise FuseOSError(ENOATTR)  # ENOSYS would switch xattrs off for the whole mount
+            raise FuseError(ENOATTR)  # ENOSYS would switch xattrs off for the whole mount
         return value.encode("utf-8")
 
+    @operation(MEMORY)
     def listxattr(self, path: str) -> list[str]:
-        return list(self._xattrs(self._entry(path)))
+        return [XATTR_PREFIX + name for name in self._source.xattrs(self._node(path))]
 
     # ---- files -------------------------------------------------------------------------
 
+    @operation(BOUNDED)
     def open(self, path: str, fi: Any) -> int:
         if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC | os.O_CREAT):
-            raise FuseOSError(errno.EROFS)
-        entry, reader = self._with_deadline(
+            raise FuseError(errno.EROFS)
+        node, reader = self._with_deadline(
             "open", self._open_reader, (path,), abandoned=_close_when_done
         )
-        identity = self._tree.identity(entry)
+        identity = self._source.identity(node)
         with self._handles_lock:
             fh = next(self._handle_ids)
             self._handles[fh] = reader
@@ -283,32 +291,33 @@ class NotionOperations(Operations):  # type: ignore[misc]
             # path): keep them. A replaced file: drop them, unless a handle to the version
             # they hold is still open; then this handle bypasses the page cache, so neither
             # reader ever sees the other version's bytes.
-            cached = self._cached_identity.get(entry.key)
-            still_open = cached is not None and self._open_versions[(entry.key, cached)] > 0
+            cached = self._cached_identity.get(node.key)
+            still_open = cached is not None and self._open_versions[(node.key, cached)] > 0
             if cached == identity:
                 fi.keep_cache = 1
             elif still_open:
                 fi.direct_io = 1
             else:
                 fi.keep_cache = 0
-                self._cached_identity[entry.key] = identity
-            version = (entry.key, identity)
+                self._cached_identity[node.key] = identity
+            version = (node.key, identity)
             self._open_versions[version] += 1
             self._handle_versions[fh] = version
         fi.fh = fh
         return 0
 
-    def _open_reader(self, path: str) -> tuple[Entry, Reader]:
-        entry = self._entry(path)
-        if entry.is_dir:
-            raise FuseOSError(errno.EISDIR)
-        return entry, self._tree.open(entry)
+    def _open_reader(self, path: str) -> tuple[Node, Reader]:
+        node = self._node(path)
+        if node.is_dir:
+            raise FuseError(errno.EISDIR)
+        return node, self._source.open(node)
 
-    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+    @operation(BOUNDED)
+    def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
         fh = fi.fh
         reader = self._handles.get(fh)
         if reader is None:
-            raise FuseOSError(errno.EBADF)
+            raise FuseError(errno.EBADF)
         # Bytes already in memory are answered on this thread: only a read that may wait on
         # the network is worth the hand-off that bounds it with the deadline.
         read_cached = getattr(reader, "read_cached", None)
@@ -342,7 +351,8 @@ class NotionOperations(Operations):  # type: ignore[misc]
         if start < late_end and late_start < end:
             raise DeadlineExceeded("an earlier read of these bytes is still unanswered")
 
-    def release(self, path: str, fi: Any) -> int:
+    @operation(INLINE)
+    def release(self, path: str | None, fi: Any) -> int:
         with self._handles_lock:
             self._late_reads.pop(fi.fh, None)
             reader = self._handles.pop(fi.fh, None)
@@ -353,10 +363,12 @@ class NotionOperations(Operations):  # type: ignore[misc]
             reader.close()
         return 0
 
+    @operation(INLINE)
     def init(self, path: str) -> None:
         logger.debug("FUSE handshake done")
         self.mounted.set()
 
+    @operation(INLINE)
     def destroy(self, path: str) -> None:
         with self._handles_lock:
             readers = list(self._handles.values())
@@ -364,7 +376,34 @@ class NotionOperations(Operations):  # type: ignore[misc]
         for reader in readers:
             reader.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._tree.close()
+        self._source.close()
+
+
+def _read_only(op: str) -> Callable[..., Any]:
+    def refuse(self: NotionOperations, *args: Any) -> int:
+        raise FuseError(errno.EROFS)
+
+    refuse.__name__ = refuse.__qualname__ = op
+    return operation(INLINE)(refuse)
+
+
+for _op in WRITE_OPS:
+    setattr(NotionOperations, _op, _read_only(_op))
+
+
+DirEntry = tuple[str, "dict[str, int] | None", int]
+
+
+def _dir_entries(folder: Node, children: list[Node]) -> list[DirEntry]:
+    """Entries with their inode and type: with ``use_ino``, libfuse 3 would otherwise send
+    inode 0, and glibc's readdir skips such entries as deleted."""
+    entries: list[DirEntry] = [(".", _dirent(folder), 0), ("..", None, 0)]
+    entries.extend((child.name, _dirent(child), 0) for child in children)
+    return entries
+
+
+def _dirent(node: Node) -> dict[str, int]:
+    return {"st_ino": node.inode, "st_mode": stat.S_IFDIR if node.is_dir else stat.S_IFREG}
 
 
 def _close_when_done(future: concurrent.futures.Future[Any]) -> None:
@@ -381,7 +420,9 @@ def _path_arg(args: tuple[Any, ...]) -> str:
     return repr(args[0]) if args and isinstance(args[0], str) else ""
 
 
-def fuse_options(settings: Settings, fsname: str, extra: dict[str, Any]) -> dict[str, Any]:
+def fuse_options(
+    settings: Settings, fsname: str, extra: dict[str, Any], *, libfuse_major: int = 2
+) -> dict[str, Any]:
     """The options passed to libfuse (``-o``), with the reasons in docs/SEMANTICS.md."""
     timeout_s = max(1.0, settings.metadata_ttl_s)
     options: dict[str, Any] = {
@@ -393,9 +434,10 @@ def fuse_options(settings: Settings, fsname: str, extra: dict[str, Any]) -> dict
         "attr_timeout": timeout_s,
         "entry_timeout": timeout_s,
         "negative_timeout": timeout_s,
-        "max_read": 131072,
-        "max_readahead": 131072,
     }
+    if libfuse_major == 2:
+        # libfuse 2's ceiling; our own read-ahead does the rest.
+        options.update(max_read=131072, max_readahead=131072)
     if sys.platform == "darwin":
         # Finder's volume name (the name after "notion:"), and no ._ files written or asked for.
         volname = _option_value(fsname.split(":", 1)[-1])[:32]
@@ -412,7 +454,8 @@ def _option_value(text: str) -> str:
 
 
 def run_fuse(
-    tree: Tree,
+    binding: Binding,
+    source: MountSource,
     settings: Settings,
     mountpoint: str,
     options: dict[str, Any],
@@ -422,5 +465,5 @@ def run_fuse(
     """Mount and serve until unmounted (fusermount -u). ``mounted`` is set once the kernel
     talks to us. Signals are the caller's business (see cli.py): libfuse's own handlers end
     the loop while callbacks may still run in Python, which then hangs the exit."""
-    operations = NotionOperations(tree, settings, mounted)
-    FUSE(operations, mountpoint, raw_fi=True, foreground=True, nothreads=False, **options)
+    operations = NotionOperations(source, settings, mounted)
+    binding.serve(operations, mountpoint, options)

@@ -1,0 +1,108 @@
+"""Folder listings by folder key: TTL freshness, stale while revalidating, one fetch at a time.
+
+A listing is immutable once made; a new one replaces it whole under the table's lock, so a
+reader sees the old listing or the new one, never a mix. Fetching runs outside every lock,
+through one single flight per folder: callers that find a listing held while another caller
+re-lists it get the held one at once (stale while revalidating); callers with nothing held
+join the fetch, each bounded by the deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ApiError, NetworkError, NotFoundError, ServerError
+from .flight import SingleFlight
+from .nodes import Node
+
+__all__ = ["Listing", "Listings"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One folder's contents as one fetch saw them."""
+
+    children: Mapping[str, Node]  # name -> node, in listing order
+    listed_at: float  # clock time of the fetch; -inf once invalidated
+    source: Any = None  # what the fetch brought that the folder's generated file renders
+
+
+Fetch = Callable[[Node, "Listing | None"], tuple[Mapping[str, Node], Any]]
+"""``fetch(folder, held)``: ``(children, source)`` of ``folder`` asked anew (``held`` is the
+listing they replace)."""
+
+
+class Listings:
+    """The listing cache. Thread-safe; see the module docstring for the waiting rules."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        ttl_s: float,
+        deadline_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl_s = ttl_s
+        self._deadline_s = deadline_s
+        self._clock = clock
+        self._lock = threading.Lock()  # guards _held only; never held across a fetch
+        self._held: dict[str, Listing] = {}
+        self._flights: SingleFlight[str, Listing] = SingleFlight(clock)
+
+    def held(self, key: str) -> Listing | None:
+        """The listing held for ``key``, fresh or stale; never fetches."""
+        with self._lock:
+            return self._held.get(key)
+
+    def fresh(self, key: str) -> Listing | None:
+        """The listing held for ``key`` if it is within the TTL."""
+        listing = self.held(key)
+        return listing if listing is not None and self._is_fresh(listing) else None
+
+    def _is_fresh(self, listing: Listing) -> bool:
+        return self._clock() - listing.listed_at < self._ttl_s
+
+    def get(self, folder: Node) -> Listing:
+        """A fresh listing of ``folder``; the held one while another caller re-lists it."""
+        held = self.held(folder.key)
+        if held is not None and (self._is_fresh(held) or self._flights.in_flight(folder.key)):
+            return held
+        return self._flights.run(
+            folder.key,
+            lambda: self._refresh(folder),
+            timeout_s=self._deadline_s,
+            what=f"listing of {folder.name or '/'!r}",
+        )
+
+    def _refresh(self, folder: Node) -> Listing:
+        held = self.held(folder.key)
+        if held is not None and self._is_fresh(held):
+            return held  # listed by the flight that landed just before this one started
+        try:
+            children, source = self._fetch(folder, held)
+        except (NetworkError, ServerError, ApiError) as exc:
+            if held is not None and not isinstance(exc, NotFoundError):
+                logger.warning("serving stale listing of %r: Notion failed: %s", folder.name, exc)
+                return held
+            raise
+        listing = Listing(children, self._clock(), source)
+        with self._lock:
+            self._held[folder.key] = listing
+        return listing
+
+    def invalidate(self, key: str) -> None:
+        """List ``key`` anew on its next access (the held listing still answers meanwhile)."""
+        with self._lock:
+            listing = self._held.get(key)
+            if listing is not None:
+                self._held[key] = dataclasses.replace(listing, listed_at=float("-inf"))

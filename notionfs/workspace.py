@@ -1,0 +1,337 @@
+"""The workspace as a mount source: the contract the FUSE adapter speaks to, and its Notion
+implementation composed of the listing cache, the lister, the inode table, the files and the
+generated texts.
+
+The contract (``MountSource``) has no FUSE in it: paths in, nodes and bytes out, notionfs
+errors for failures. A command-line tool can walk a workspace through it without a mount.
+
+Lock order (each lock guards only its own table and is never held across a network call, so
+no two are ever nested except as listed): ``Listings._lock`` and ``SingleFlight._lock`` are
+leaves; ``RemoteFiles._lock`` is a leaf; ``InodeTable._lock`` is a leaf; ``Titles._lock`` is a
+leaf. Inside the data path (``remote.py``, ``blockcache.py``) the cache's lock is taken after
+a file's own locks, never before. The FUSE adapter's handle lock is a leaf too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from .blockcache import BlockCache
+from .client import NotionClient
+from .config import Settings
+from .lister import Found, NotionLister, Source, Titles
+from .listings import Listing, Listings
+from .naming import NameRequest, assign_names
+from .nodes import ROOT_KEY, InodeTable, Kind, Node
+from .pagetext import PAGE_TEXT_NAME, TABLE_NAME, PageText, generated_name
+from .remotes import RemoteFiles
+
+__all__ = [
+    "FsStats",
+    "MountSource",
+    "NotionWorkspace",
+    "Reader",
+    "PROBE_NAMES",
+    "PAGE_TEXT_NAME",
+    "TABLE_NAME",
+    "is_probe_name",
+]
+
+# Names that shells and file managers probe in every folder; they never exist in Notion, so
+# they answer "no such file" at once, without listing the folder first.
+PROBE_NAMES = frozenset(
+    {
+        ".hidden", ".Trash", ".Trash-0", ".Trash-1000", ".xdg-volume-info", ".DS_Store",
+        ".directory", "desktop.ini", "Desktop.ini", "Thumbs.db", "autorun.inf", "AutoRun.inf",
+        ".git", ".svn", ".hg", ".localized", ".metadata_never_index", ".Spotlight-V100",
+        ".fseventsd", ".VolumeIcon.icns", ".comments", ".thumbnails", ".autorun.inf",
+        "Autorun.inf",
+    }
+)  # fmt: skip
+# AppleDouble companions ("._photo.jpg") that macOS and Samba clients probe for every file.
+PROBE_PREFIXES = ("._",)
+
+
+def is_probe_name(name: str) -> bool:
+    return name in PROBE_NAMES or name.startswith(PROBE_PREFIXES)
+
+
+class Reader(Protocol):
+    """An open file: what the adapter reads from. ``read_cached`` (optional) answers from
+    memory only, returning None when the bytes are not all there."""
+
+    def read(self, offset: int, size: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FsStats:
+    """What ``statfs`` reports, in blocks of ``block_size`` bytes."""
+
+    block_size: int
+    fragment_size: int
+    blocks: int
+    blocks_free: int
+    files: int
+    files_free: int
+    name_max: int = 255
+
+
+class MountSource(Protocol):
+    """What a mount needs from a workspace. Paths are "/a/b"; nodes are immutable."""
+
+    root: Node
+
+    def lookup(self, path: str) -> Node | None:
+        """The node at ``path``, listing folders on the way as needed; None if absent."""
+
+    def lookup_memory(self, path: str) -> tuple[bool, Node | None]:
+        """From fresh listings alone: ``(True, node or None)`` when memory knows the answer,
+        ``(False, None)`` when some folder on the way would have to be listed."""
+
+    def lookup_held(self, path: str) -> Node | None:
+        """From listings held, fresh or stale; never touches the network."""
+
+    def listdir(self, folder: Node) -> list[Node]:
+        """The folder's children (a fresh listing, or the held one while it is re-listed)."""
+
+    def listdir_held(self, folder: Node) -> list[Node] | None:
+        """The held listing of ``folder``, fresh or stale, or None; never fetches."""
+
+    def is_fresh(self, folder: Node) -> bool:
+        """Whether ``folder``'s listing is within its lifetime."""
+
+    def size(self, node: Node) -> int:
+        """A file's exact size (may probe the host)."""
+
+    def known_size(self, node: Node) -> int | None:
+        """A file's size when known without I/O."""
+
+    def identity(self, node: Node) -> str:
+        """Changes exactly when the file's bytes may have changed (for the page cache)."""
+
+    def open(self, node: Node) -> Reader:
+        """A reader of the file's bytes."""
+
+    def xattrs(self, node: Node) -> dict[str, str]:
+        """Facts about a node: its Notion id, URL and type."""
+
+    def statfs(self) -> FsStats:
+        """Capacity figures; never touches the network."""
+
+    def close(self) -> None:
+        """Stop background work."""
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._data[offset : offset + size]
+
+    def read_cached(self, offset: int, size: int) -> bytes:
+        return self._data[offset : offset + size]
+
+    def close(self) -> None:
+        pass
+
+
+class NotionWorkspace:
+    """A Notion workspace as a MountSource. Thread-safe."""
+
+    def __init__(
+        self,
+        client: NotionClient,
+        files_http: httpx.Client,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._inodes = InodeTable()
+        self._files = RemoteFiles(files_http, settings, clock=clock)
+        titles = Titles()
+        self._lister = NotionLister(client, titles)
+        self._texts = PageText(client, titles)
+        self._listings = Listings(
+            self._fetch, ttl_s=settings.metadata_ttl_s, deadline_s=settings.op_deadline_s,
+            clock=clock,
+        )  # fmt: skip
+        mounted_at = time.time()
+        self.root = Node(Kind.ROOT, ROOT_KEY, "", 1, ctime_s=mounted_at, mtime_s=mounted_at)
+
+    @property
+    def cache(self) -> BlockCache:
+        return self._files.cache
+
+    def close(self) -> None:
+        self._files.close()
+
+    # ---- paths -------------------------------------------------------------------------
+
+    def lookup(self, path: str) -> Node | None:
+        node = self.root
+        for part in _parts(path):
+            if not node.is_dir:
+                return None
+            child = self._child(node, part)
+            if child is None:
+                return None
+            node = child
+        return node
+
+    def lookup_held(self, path: str) -> Node | None:
+        node = self.root
+        for part in _parts(path):
+            listing = self._listings.held(node.key)
+            found = listing.children.get(part) if listing is not None else None
+            if found is None:
+                return None
+            node = found
+        return node
+
+    def lookup_memory(self, path: str) -> tuple[bool, Node | None]:
+        node = self.root
+        for part in _parts(path):
+            if not node.is_dir:
+                return True, None
+            listing = self._listings.fresh(node.key)
+            if listing is None:
+                if not is_probe_name(part):
+                    return False, None
+                listing = self._listings.held(node.key)
+            found = listing.children.get(part) if listing is not None else None
+            if found is None:
+                return True, None
+            node = found
+        return True, node
+
+    def _child(self, folder: Node, name: str) -> Node | None:
+        """One name in a folder. Well-known probe names cost nothing, listed or not."""
+        if is_probe_name(name) and self._listings.fresh(folder.key) is None:
+            # A stale listing (or none) is good enough to say "no" to a name that never exists.
+            held = self._listings.held(folder.key)
+            return held.children.get(name) if held is not None else None
+        return self._listings.get(folder).children.get(name)
+
+    def listdir(self, folder: Node) -> list[Node]:
+        children = list(self._listings.get(folder).children.values())
+        self._files.probe(n.remote for n in children if n.remote is not None)
+        return children
+
+    def listdir_held(self, folder: Node) -> list[Node] | None:
+        listing = self._listings.held(folder.key)
+        return None if listing is None else list(listing.children.values())
+
+    def is_fresh(self, folder: Node) -> bool:
+        return self._listings.fresh(folder.key) is not None
+
+    def invalidate(self, folder: Node) -> None:
+        self._listings.invalidate(folder.key)
+
+    # ---- files -------------------------------------------------------------------------
+
+    def size(self, node: Node) -> int:
+        if node.text is not None:
+            return len(node.text.content())
+        return node.remote.size() if node.remote is not None else 0
+
+    def known_size(self, node: Node) -> int | None:
+        if node.text is not None:
+            known = node.text.known
+            return None if known is None else len(known)
+        return node.remote.known_size if node.remote is not None else None
+
+    def identity(self, node: Node) -> str:
+        if node.text is not None:
+            return node.text.identity()
+        assert node.remote is not None
+        return node.remote.key
+
+    def open(self, node: Node) -> Reader:
+        if node.text is not None:
+            return _BytesReader(node.text.content())
+        assert node.remote is not None
+        return node.remote.reader()
+
+    def xattrs(self, node: Node) -> dict[str, str]:
+        values = {}
+        if node.object_id:
+            values["id"] = node.object_id
+        if node.notion_url:
+            values["url"] = node.notion_url
+        if node.kind is not Kind.ROOT:
+            values["type"] = node.kind.value
+        return values
+
+    def statfs(self) -> FsStats:
+        return FsStats(
+            block_size=self._settings.st_blksize_bytes,
+            fragment_size=4096,
+            blocks=0,
+            blocks_free=0,
+            files=0,
+            files_free=0,
+        )
+
+    # ---- listing: fetch from Notion, then name and number --------------------------------
+
+    def _fetch(self, folder: Node, held: Listing | None) -> tuple[Mapping[str, Node], Source]:
+        found, source = self._lister.list_folder(folder)
+        return self._materialise(folder, found, source, held), source
+
+    def _materialise(
+        self, folder: Node, found: list[Found], source: Source, held: Listing | None
+    ) -> Mapping[str, Node]:
+        generated = generated_name(folder, source)
+        names = assign_names(
+            [
+                NameRequest(key=f.key, raw=f.raw_name, order=f.order, is_file=not f.kind.is_dir)
+                for f in found
+            ],
+            reserved=(generated,) if generated else (),
+        )
+        previous = {n.key: n for n in held.children.values()} if held is not None else {}
+        children: dict[str, Node] = {}
+        for f in found:
+            before = previous.get(f.key)
+            if (
+                f.kind.is_dir
+                and before is not None
+                and (before.mtime_s, before.ctime_s) != (f.mtime_s, f.ctime_s)
+            ):
+                self._listings.invalidate(f.key)  # edited in Notion: list it anew when opened
+            remote = None
+            if f.kind is Kind.FILE:
+                assert f.file_key is not None and f.file_ref is not None and f.resolver
+                remote = self._files.remote_for(f.file_key, f.file_ref, f.resolver)
+            # A file's inode follows its identity, so a replaced file is a new inode with a
+            # page cache of its own; readers of the old version never see the new bytes.
+            inode_key = f.key if f.file_key is None else f"{f.key}@{f.file_key}"
+            node = Node(
+                f.kind, f.key, names[f.key], self._inodes.inode(inode_key),
+                object_id=f.object_id, ctime_s=f.ctime_s, mtime_s=f.mtime_s,
+                notion_url=f.notion_url, role=f.role, remote=remote, files=f.files,
+                owner_id=f.owner_id,
+            )  # fmt: skip
+            children[node.name] = node
+        if generated:
+            key = f"{folder.key}/{generated}"
+            children[generated] = Node(
+                Kind.GENERATED, key, generated, self._inodes.inode(key),
+                object_id=folder.object_id, ctime_s=folder.ctime_s, mtime_s=folder.mtime_s,
+                notion_url=folder.notion_url,
+                text=self._texts.text(generated, source, children),
+            )  # fmt: skip
+        return children
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
