@@ -1,0 +1,186 @@
+"""The FUSE adapter without FUSE: errno mapping, deadlines and stale answers, EROFS, and the
+same behaviour whether a binding calls the methods (mfusepy) or ``operations(op, ...)``
+(fusepy)."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from notionfs.config import Settings
+from notionfs.errors import NetworkError, NotFoundError
+from notionfs.fuse_ops import ENOATTR, WRITE_OPS, NotionOperations
+from notionfs.fusebind import _CallDispatch
+from notionfs.nodes import Kind, Node
+from notionfs.workspace import FsStats, Reader
+
+ROOT = Node(Kind.ROOT, "root", "", 1)
+DOC = Node(Kind.FILE, "root/doc", "doc.txt", 7, object_id="abc", notion_url="https://x/abc")
+SLOW = Node(Kind.FILE, "root/slow", "slow.bin", 8)
+
+
+class _Bytes:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.closed = False
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self.data[offset : offset + size]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeSource:
+    """A MountSource with two files; lookups of "/slow" block until released; "/boom"
+    raises a bug; "/offline" a network error."""
+
+    def __init__(self) -> None:
+        self.root = ROOT
+        self.release = threading.Event()
+        self.fresh = True
+        self.lookups: list[tuple[str, str]] = []  # (path, thread name)
+        self.sizes = {DOC.key: 11, SLOW.key: 5}
+
+    def lookup(self, path: str) -> Node | None:
+        self.lookups.append((path, threading.current_thread().name))
+        if path == "/slow":
+            self.release.wait(5)
+            return SLOW
+        if path == "/boom":
+            raise ZeroDivisionError("a bug")
+        if path == "/offline":
+            raise NetworkError("Notion is unreachable")
+        if path == "/gone":
+            raise NotFoundError(404, "object_not_found", "no")
+        return {"/": ROOT, "/doc.txt": DOC}.get(path)
+
+    def lookup_memory(self, path: str) -> tuple[bool, Node | None]:
+        if not self.fresh or path in ("/slow", "/boom", "/offline", "/gone"):
+            return False, None
+        return True, {"/": ROOT, "/doc.txt": DOC}.get(path)
+
+    def lookup_held(self, path: str) -> Node | None:
+        return {"/": ROOT, "/doc.txt": DOC, "/slow": SLOW}.get(path)
+
+    def listdir(self, folder: Node) -> list[Node]:
+        return [DOC]
+
+    def listdir_held(self, folder: Node) -> list[Node] | None:
+        return [DOC]
+
+    def is_fresh(self, folder: Node) -> bool:
+        return self.fresh
+
+    def size(self, node: Node) -> int:
+        return self.sizes[node.key]
+
+    def known_size(self, node: Node) -> int | None:
+        return self.sizes.get(node.key)
+
+    def identity(self, node: Node) -> str:
+        return node.key
+
+    def open(self, node: Node) -> Reader:
+        return _Bytes(b"hello world")
+
+    def xattrs(self, node: Node) -> dict[str, str]:
+        return {"id": node.object_id} if node.object_id else {}
+
+    def statfs(self) -> FsStats:
+        return FsStats(4096, 4096, 10, 5, 0, 0)
+
+    def close(self) -> None:
+        pass
+
+
+def _ops(deadline_s: float = 5.0) -> tuple[NotionOperations, FakeSource]:
+    source = FakeSource()
+    return NotionOperations(source, Settings(op_deadline_s=deadline_s)), source
+
+
+def _errno(call: Any, *args: Any) -> int:
+    with pytest.raises(OSError) as caught:
+        call(*args)
+    assert caught.value.errno is not None
+    return caught.value.errno
+
+
+@pytest.mark.parametrize("style", ["methods", "dispatch"])
+def test_errors_map_to_errno_under_both_calling_styles(style: str) -> None:
+    ops, _ = _ops()
+    target: Any = ops if style == "methods" else _CallDispatch(ops)
+
+    def call(op: str, *args: Any) -> Any:
+        return getattr(target, op)(*args) if style == "methods" else target(op, *args)
+
+    assert call("getattr", "/doc.txt")["st_size"] == 11
+    assert _errno(call, "getattr", "/missing") == errno.ENOENT
+    assert _errno(call, "getattr", "/gone") == errno.ENOENT
+    assert _errno(call, "getattr", "/boom") == errno.EIO  # a bug: EIO, never EINVAL
+    assert _errno(call, "getattr", "/offline") == errno.EIO
+    assert _errno(call, "getxattr", "/doc.txt", "user.notion.url") == ENOATTR
+    assert call("getxattr", "/doc.txt", "user.notion.id") == b"abc"
+    assert call("listxattr", "/doc.txt") == ["user.notion.id"]
+    for op in WRITE_OPS:
+        assert _errno(call, op, "/doc.txt", 0) == errno.EROFS
+
+
+def test_foreign_xattrs_answer_without_a_lookup() -> None:
+    ops, source = _ops()
+    assert _errno(ops.getxattr, "/doc.txt", "security.selinux") == ENOATTR
+    assert source.lookups == []
+
+
+def test_memory_answers_run_on_the_calling_thread_and_the_rest_on_the_pool() -> None:
+    ops, source = _ops()
+    ops.getattr("/doc.txt")
+    source.fresh = False
+    ops.getattr("/doc.txt")
+    threads = [name for _, name in source.lookups]
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("notionfs-op")
+
+
+def test_past_the_deadline_a_held_answer_or_eio() -> None:
+    ops, source = _ops(deadline_s=0.2)
+    started = time.monotonic()
+    attrs = ops.getattr("/slow")  # the held node has a known size: answered from cache
+    assert attrs["st_size"] == 5
+    del source.sizes[SLOW.key]
+    assert _errno(ops.getattr, "/slow") == errno.EIO  # nothing held that can answer
+    assert time.monotonic() - started < 3
+    source.release.set()
+
+
+def test_readdir_entries_carry_inodes() -> None:
+    ops, _ = _ops()
+    entries = ops.readdir("/", None)
+    assert [e[0] for e in entries] == [".", "..", "doc.txt"]
+    assert entries[2][1] == {"st_ino": 7, "st_mode": 0o100000}
+    assert entries[0][1] is not None and entries[0][1]["st_ino"] == 1
+
+
+def test_open_read_release_and_write_flags() -> None:
+    ops, _ = _ops()
+    fi = SimpleNamespace(flags=0, fh=0, keep_cache=0, direct_io=0)
+    assert ops.open("/doc.txt", fi) == 0
+    assert ops.read("/doc.txt", 5, 6, fi) == b"world"
+    reader = ops._handles[fi.fh]
+    assert ops.release("/doc.txt", fi) == 0
+    assert isinstance(reader, _Bytes) and reader.closed
+    assert _errno(ops.read, "/doc.txt", 5, 0, fi) == errno.EBADF
+    import os
+
+    writer = SimpleNamespace(flags=os.O_WRONLY, fh=0, keep_cache=0, direct_io=0)
+    assert _errno(ops.open, "/doc.txt", writer) == errno.EROFS
+
+
+def test_statfs_comes_from_the_source() -> None:
+    ops, _ = _ops()
+    assert ops.statfs("/")["f_blocks"] == 10
