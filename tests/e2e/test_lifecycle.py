@@ -116,7 +116,9 @@ def lift(mountpoint: Path) -> None:
 @requires_fuse
 @pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_with_a_read_in_flight_unmounts_and_exits(tmp_path: Path, signum: int) -> None:
+def test_signal_with_a_read_in_flight_unmounts_and_exits(
+    tmp_path: Path, signum: int, fuse_binding: str
+) -> None:
     """A reader stuck on a stalled file host does not keep the mount (or the process) alive."""
     with mounted(tmp_path, workspace_with_large_file(), args=("--deadline", "120")) as m:
         large = m.path / "Large" / "large.bin"
@@ -148,7 +150,7 @@ def test_signal_with_a_read_in_flight_unmounts_and_exits(tmp_path: Path, signum:
 
 @requires_fuse
 @pytest.mark.e2e
-def test_sigterm_when_idle_ends_the_loop_normally(tmp_path: Path) -> None:
+def test_sigterm_when_idle_ends_the_loop_normally(tmp_path: Path, fuse_binding: str) -> None:
     """No file open: the FUSE loop ends by itself and the normal shutdown runs."""
     with mounted(tmp_path, samples.nested_files(), args=("--allow-other",)) as m:
         entry = mount_entry(m.path)
@@ -169,7 +171,7 @@ def test_sigterm_when_idle_ends_the_loop_normally(tmp_path: Path) -> None:
 
 @requires_fuse
 @pytest.mark.e2e
-def test_mount_after_kill_9_lifts_the_dead_mount(tmp_path: Path) -> None:
+def test_mount_after_kill_9_lifts_the_dead_mount(tmp_path: Path, fuse_binding: str) -> None:
     workspace = samples.nested_files()
     with mounted(tmp_path, workspace) as m:
         names = sorted(os.listdir(m.path))

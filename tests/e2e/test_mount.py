@@ -33,7 +33,9 @@ def assert_complete(mnt: Path, workspace) -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_nested_files_walk_is_complete_and_byte_exact(tmp_path: Path, version: str) -> None:
+def test_nested_files_walk_is_complete_and_byte_exact(
+    tmp_path: Path, version: str, fuse_binding: str
+) -> None:
     workspace = samples.nested_files()
     with mounted(tmp_path, workspace, version=version) as m:
         assert_complete(m.path, workspace)
@@ -58,7 +60,7 @@ def sha256_uncached(path: Path) -> str:
     return sha256_file(path)
 
 
-def test_reads_survive_url_expiry(tmp_path: Path) -> None:
+def test_reads_survive_url_expiry(tmp_path: Path, fuse_binding: str) -> None:
     """URLs live 2 s; every file is read three times across expiries, one handle held open."""
     workspace = samples.nested_files()
     large = FileSpec("large.bin", pattern_bytes(3 << 20, 7))
@@ -156,3 +158,31 @@ def _rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def test_errors_reach_programs_with_the_right_errno(tmp_path: Path, fuse_binding: str) -> None:
+    """The adapter's errno mapping through the kernel, under each binding."""
+    import errno
+    import subprocess
+
+    with mounted(tmp_path, samples.nested_files()) as m:
+        page = m.path / "Nested files"
+        assert (page / "top.png").stat().st_size > 0
+        cases = [
+            (lambda: (page / "no such file").stat(), errno.ENOENT),
+            (lambda: open(page / "top.png", "wb"), errno.EROFS),
+            (lambda: (page / "new folder").mkdir(), errno.EROFS),
+            (lambda: os.listdir(page / "top.png"), errno.ENOTDIR),
+            (lambda: os.getxattr(page / "top.png", "user.notion.nothing"), errno.ENODATA),
+        ]
+        for call, expected in cases:
+            with pytest.raises(OSError) as caught:
+                call()
+            assert caught.value.errno == expected, (call, caught.value)
+        assert os.getxattr(page, "user.notion.type") == b"page"
+        log = m.log_text()
+        binding = subprocess.run(
+            ["grep", "-c", f"with {fuse_binding} over libfuse", str(m.log_path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert binding.stdout.strip() == "1", log[-2000:]
