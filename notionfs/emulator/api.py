@@ -236,6 +236,9 @@ class Call:
     body: Json
     request_id: str
     ctx: RenderContext
+    # The undecoded body and the lower-case headers, for multipart/form-data (file uploads).
+    raw_body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def index(self) -> WorkspaceIndex:
@@ -308,11 +311,15 @@ class NotionApi:
         request_id = str(uuid.uuid4())
         path, _, query_string = target.partition("?")
         lower_headers = {k.lower(): v for k, v in headers.items()}
-        body, body_invalid = _decode_body(raw_body)
+        if lower_headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            body, body_invalid = {}, False  # a file upload's parts: the handler parses them
+        else:
+            body, body_invalid = _decode_body(raw_body)
         route, params = _match(method.upper(), path)
         try:
             result = self._respond(
-                route, params, query_string, lower_headers, body, body_invalid, request_id
+                route, params, query_string, lower_headers, body, body_invalid, request_id,
+                raw_body,
             )
             response = ApiResponse(200, result)
         except ApiFailure as failure:
@@ -354,6 +361,7 @@ class NotionApi:
         body: Json,
         body_invalid: bool,
         request_id: str,
+        raw_body: bytes = b"",
     ) -> Json:
         latency_s = self.faults.latency_s
         if latency_s > 0:
@@ -371,7 +379,7 @@ class NotionApi:
             )
         ctx = RenderContext(version=version, index=self.index, file_object=self._file_object)
         query = dict(parse_qsl(query_string, keep_blank_values=True))
-        call = Call(version, params, query, body, request_id, ctx)
+        call = Call(version, params, query, body, request_id, ctx, raw_body, headers)
         return route.handler(self, call)
 
     def _authenticate(self, headers: dict[str, str]) -> None:
@@ -709,8 +717,26 @@ def _sort_rows(rows: list[Page], ds: DataSource, sorts: Any) -> list[Page]:
 
 # ---- routes -------------------------------------------------------------------------------
 
+
+def _by_name(name: str) -> _Handler:
+    """A handler looked up on the API object at request time, so the emulator's writable
+    API (writes.py) can implement or extend it; an API without it is a read-only
+    integration, which Notion answers 403."""
+
+    def handler(api: NotionApi, call: Call) -> Json:
+        method = getattr(api, name, None)
+        if method is None:
+            raise ApiFailure(
+                403, "restricted_resource", "Insufficient permissions for this endpoint."
+            )
+        result: Json = method(call)
+        return result
+
+    return handler
+
+
 _ROUTES: list[_Route] = [
-    _route("GET", "/v1/users/me", NotionApi._users_me),
+    _route("GET", "/v1/users/me", _by_name("_users_me")),
     _route("GET", "/v1/users/{id}", NotionApi._users_get),
     _route("POST", "/v1/search", NotionApi._search),
     _route("GET", "/v1/pages/{id}", NotionApi._get_page),
@@ -721,18 +747,24 @@ _ROUTES: list[_Route] = [
     _route("POST", "/v1/databases/{id}/query", NotionApi._query_database),
     _route("GET", "/v1/data_sources/{id}", NotionApi._get_data_source),
     _route("POST", "/v1/data_sources/{id}/query", NotionApi._query_data_source),
-    # Write endpoints: the emulated integration has read-content capability only.
-    _route("POST", "/v1/pages", None),
-    _route("PATCH", "/v1/pages/{id}", None),
-    _route("PATCH", "/v1/blocks/{id}", None),
-    _route("DELETE", "/v1/blocks/{id}", None),
-    _route("PATCH", "/v1/blocks/{id}/children", None),
+    # Write endpoints and file uploads: served by the writable API (writes.py, uploads.py).
+    _route("POST", "/v1/pages", _by_name("create_page")),
+    _route("PATCH", "/v1/pages/{id}", _by_name("update_page")),
+    _route("POST", "/v1/pages/{id}/move", _by_name("move_page")),
+    _route("PATCH", "/v1/blocks/{id}", _by_name("update_block")),
+    _route("DELETE", "/v1/blocks/{id}", _by_name("delete_block")),
+    _route("PATCH", "/v1/blocks/{id}/children", _by_name("append_children")),
+    _route("POST", "/v1/file_uploads", _by_name("create_upload")),
+    _route("GET", "/v1/file_uploads", _by_name("list_uploads")),
+    _route("GET", "/v1/file_uploads/{id}", _by_name("get_upload")),
+    _route("POST", "/v1/file_uploads/{id}/send", _by_name("send_upload")),
+    _route("POST", "/v1/file_uploads/{id}/complete", _by_name("complete_upload")),
+    # Write endpoints the emulator does not implement: refused as for a read-only integration.
     _route("POST", "/v1/databases", None),
     _route("PATCH", "/v1/databases/{id}", None),
     _route("POST", "/v1/data_sources", None),
     _route("PATCH", "/v1/data_sources/{id}", None),
     _route("POST", "/v1/comments", None),
-    _route("POST", "/v1/file_uploads", None),
 ]
 
 

@@ -17,11 +17,116 @@ __all__ = [
     "ApiCounters",
     "ApiRequest",
     "TokenBucket",
+    "WriteFaults",
+    "WRITE_ROUTES",
     "retry_after_header",
 ]
 
 # The transient statuses Notion answers with; 529 is "service_overload".
 DEFAULT_ERROR_STATUSES: tuple[int, ...] = (500, 502, 503, 504, 529)
+
+# The routes that change something in Notion (the targets of WriteFaults).
+WRITE_ROUTES: tuple[str, ...] = (
+    "POST /v1/file_uploads",
+    "POST /v1/file_uploads/{id}/send",
+    "POST /v1/file_uploads/{id}/complete",
+    "POST /v1/pages",
+    "PATCH /v1/pages/{id}",
+    "POST /v1/pages/{id}/move",
+    "PATCH /v1/blocks/{id}",
+    "DELETE /v1/blocks/{id}",
+    "PATCH /v1/blocks/{id}/children",
+)
+
+
+@dataclass
+class WriteFaults:
+    """Switches for the write routes only (reads are untouched); all off by default.
+
+    Each switch is consumed as it fires, so a test arms exactly the failures it wants:
+    ``fail_next(503)`` answers the next write with 503 without applying it;
+    ``cut_next()`` applies the next write, then drops the connection unanswered (the
+    client cannot tell whether it happened); ``fail_part(2)`` makes the next send of part
+    2 of a multi_part upload fail (the part is not stored); ``remote_edit_next(id)``
+    has "someone else" edit that page or block just before the next workspace write.
+    ``route`` narrows a switch to one route label, e.g. "PATCH /v1/blocks/{id}/children".
+    """
+
+    _statuses: list[tuple[int, str | None]] = field(default_factory=list)
+    _cuts: list[str | None] = field(default_factory=list)
+    _parts: dict[int, list[int]] = field(default_factory=dict)
+    _remote_edits: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def fail_next(self, *statuses: int, route: str | None = None) -> None:
+        """Answer the next write requests with these statuses, one request each (429
+        carries Retry-After from ``ApiFaults.retry_after_s``); nothing is applied."""
+        _check_route(route)
+        with self._lock:
+            self._statuses.extend((status, route) for status in statuses)
+
+    def cut_next(self, count: int = 1, *, route: str | None = None) -> None:
+        """Apply the next ``count`` writes, then close each connection without answering."""
+        _check_route(route)
+        with self._lock:
+            self._cuts.extend([route] * count)
+
+    def fail_part(self, part_number: int, *, times: int = 1, status: int = 500) -> None:
+        """The next ``times`` sends of ``part_number`` answer ``status``; the part is lost."""
+        with self._lock:
+            self._parts.setdefault(part_number, []).extend([status] * times)
+
+    def remote_edit_next(self, object_id: str) -> None:
+        """Just before the next page or block write is applied, edit ``object_id`` (a
+        page, a block, a file block) as another person would: new content, a later
+        last_edited_time."""
+        with self._lock:
+            self._remote_edits.append(object_id)
+
+    @property
+    def armed(self) -> bool:
+        """Whether any switch is still waiting to fire."""
+        with self._lock:
+            parts = any(self._parts.values())
+            return bool(self._statuses or self._cuts or parts or self._remote_edits)
+
+    def take_status(self, route: str) -> int | None:
+        with self._lock:
+            for i, (status, wanted) in enumerate(self._statuses):
+                if wanted in (None, route):
+                    del self._statuses[i]
+                    return status
+            return None
+
+    def take_cut(self, route: str) -> bool:
+        with self._lock:
+            for i, wanted in enumerate(self._cuts):
+                if wanted in (None, route):
+                    del self._cuts[i]
+                    return True
+            return False
+
+    def take_part_failure(self, part_number: int) -> int | None:
+        with self._lock:
+            queued = self._parts.get(part_number)
+            return queued.pop(0) if queued else None
+
+    def take_remote_edits(self) -> list[str]:
+        with self._lock:
+            taken, self._remote_edits = self._remote_edits, []
+            return taken
+
+    def reset(self) -> None:
+        with self._lock:
+            self._statuses.clear()
+            self._cuts.clear()
+            self._parts.clear()
+            self._remote_edits.clear()
+
+
+def _check_route(route: str | None) -> None:
+    if route is not None and route not in WRITE_ROUTES:
+        raise ValueError(f"{route!r} is not a write route; one of {', '.join(WRITE_ROUTES)}")
 
 
 @dataclass
@@ -41,6 +146,7 @@ class ApiFaults:
     rate_limit_rps: float = 0.0
     rate_limit_burst: int = 10
     seed: int = 0
+    writes: WriteFaults = field(default_factory=WriteFaults)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     _rng_seed: int | None = field(default=None, repr=False, compare=False)
@@ -77,6 +183,7 @@ class ApiFaults:
             self.rate_limit_burst = rate_limit_burst
             self.seed = 0
             self._rng_seed = None
+        self.writes.reset()
 
 
 def retry_after_header(wait_s: float) -> str:

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
@@ -13,12 +14,13 @@ from typing import Any
 
 import httpx
 
-from notionfs.emulator.api import NotionApi
 from notionfs.emulator.faults import ApiCounters, ApiFaults
 from notionfs.emulator.filehost import FileHost
 from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.index import WorkspaceIndex
 from notionfs.emulator.model import FileSpec, Workspace
+from notionfs.emulator.uploads import UploadStore
+from notionfs.emulator.writes import WritableApi
 
 __all__ = ["Emulator"]
 
@@ -42,6 +44,10 @@ class _ApiHandler(BaseHTTPRequestHandler):
         response = self.server.api.handle(
             self.command, self.path, dict(self.headers.items()), raw_body
         )
+        if self.server.api.take_cut():
+            # Fault: the write was applied, but the client never hears back.
+            self.close_connection = True
+            return
         payload = json.dumps(response.body, ensure_ascii=False).encode("utf-8")
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -61,7 +67,7 @@ class _ApiServer(TrackingServer):
     label = "api"
     allow_reuse_address = True  # resume_api rebinds the same port at once
 
-    def __init__(self, address: tuple[str, int], api: NotionApi) -> None:
+    def __init__(self, address: tuple[str, int], api: WritableApi) -> None:
         self.api = api
         super().__init__(address, _ApiHandler)
 
@@ -80,6 +86,8 @@ class Emulator:
 
     Tests may mutate the workspace and then call ``refresh()``; ``faults`` and
     ``filehost.faults`` make it misbehave, ``counters`` and ``filehost.counters`` record.
+    The integration may write (pages, blocks, file uploads) unless ``read_only``;
+    ``uploads`` holds the file uploads and the workspace's plan ("free" or "paid").
     """
 
     def __init__(
@@ -94,6 +102,8 @@ class Emulator:
         rate_limit_rps: float = 0.0,
         rate_limit_burst: int = 10,
         short_pages: bool = True,
+        read_only: bool = False,
+        plan: str = "paid",
     ) -> None:
         _check_loopback(host)
         self.workspace = workspace
@@ -103,8 +113,12 @@ class Emulator:
         self.filehost = FileHost(host=host, port=files_port)
         self.faults = ApiFaults(rate_limit_rps=rate_limit_rps, rate_limit_burst=rate_limit_burst)
         self.counters = ApiCounters()
-        self._api = NotionApi(
+        self.uploads = UploadStore(plan=plan, fetch=self._fetch_external)
+        self._api = WritableApi(
             self._reindex(),
+            reindex=self._reindex,
+            uploads=self.uploads,
+            read_only=read_only,
             token=token,
             signer=self.filehost,
             faults=self.faults,
@@ -143,6 +157,24 @@ class Emulator:
     @short_pages.setter
     def short_pages(self, value: bool) -> None:
         self._api.short_pages = value
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes answer 403, as for an integration that may only read content."""
+        return self._api.read_only
+
+    @read_only.setter
+    def read_only(self, value: bool) -> None:
+        self._api.read_only = value
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """Now (an aware datetime) for writes and uploads: creation, edit and expiry times."""
+        return self.uploads.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], datetime]) -> None:
+        self.uploads.clock = value
 
     @property
     def files_url(self) -> str:
@@ -226,7 +258,32 @@ class Emulator:
 
     def refresh(self) -> None:
         """Re-index after the workspace changed: new ids, new or replaced files."""
-        self._api.index = self._reindex()
+        self._api.refresh()
+
+    def remote_edit(
+        self,
+        object_id: str,
+        *,
+        data: bytes | None = None,
+        title: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        """Edit a page or block as another person would (see WritableApi.remote_edit)."""
+        self._api.remote_edit(object_id, data=data, title=title, text=text)
+
+    def _fetch_external(self, url: str) -> bytes:
+        """An external_url import: only loopback hosts answer (the emulator has no network)."""
+        host = httpx.URL(url).host
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise OSError(f"cannot reach {host} from the emulator")
+        with httpx.Client(timeout=10.0, verify=False, follow_redirects=True) as client:
+            response = client.get(url)
+            response.raise_for_status()
+            return response.content
 
     def _reindex(self) -> WorkspaceIndex:
         self.workspace.assign_ids()
@@ -257,6 +314,10 @@ class Emulator:
                 request.headers,
                 request.read(),
             )
+            if self._api.take_cut():
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                )
             return httpx.Response(answer.status, json=answer.body, headers=answer.headers)
 
         return httpx.MockTransport(handle)

@@ -67,6 +67,7 @@ def test_unknown_route_is_invalid_request_url(world: World) -> None:
 
 
 def test_write_endpoints_are_forbidden_for_a_read_only_integration(world: World) -> None:
+    world.emulator.read_only = True
     page_id = world.refs.home.id
     response = world.client().patch(f"/v1/pages/{page_id}", json={"in_trash": True})
     assert_error(response, 403, "restricted_resource")

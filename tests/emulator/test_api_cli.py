@@ -88,10 +88,8 @@ def test_run_serves_the_demo_until_stopped(
     args = parse("--token", "secret_cli", "--data-dir", str(data_dir), "--rate-limit", "0")
     assert cli.run(args, stop=probe) == 0
     assert built == [data_dir] and data_dir.is_dir()
-    assert probe.me["bot"] == {
-        "owner": {"type": "workspace", "workspace": True},
-        "workspace_name": "Demo Space",
-    }
+    assert probe.me["bot"]["owner"] == {"type": "workspace", "workspace": True}
+    assert probe.me["bot"]["workspace_name"] == "Demo Space"
     assert "files URL    : http://127.0.0.1:" in probe.banner
     assert "curl -s -X POST http://127.0.0.1:" in probe.banner
     assert "Notion-Version: 2025-09-03" in probe.banner
