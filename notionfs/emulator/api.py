@@ -311,9 +311,9 @@ class NotionApi:
         request_id = str(uuid.uuid4())
         path, _, query_string = target.partition("?")
         lower_headers = {k.lower(): v for k, v in headers.items()}
-        if lower_headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            body, body_invalid = {}, False  # a file upload's parts: the handler parses them
-        else:
+        body: Json = {}
+        body_invalid = False  # multipart/form-data: a file upload's parts, parsed by the handler
+        if not lower_headers.get("content-type", "").lower().startswith("multipart/form-data"):
             body, body_invalid = _decode_body(raw_body)
         route, params = _match(method.upper(), path)
         try:

@@ -551,7 +551,7 @@ class WritableApi(NotionApi):
                 f"body failed validation: {where} should have one of page_id, database_id or "
                 "data_source_id."
             )
-        kind = raw.get("type") if raw.get("type") in kinds else kinds[0]
+        kind: str = raw["type"] if raw.get("type") in kinds else kinds[0]
         if kind == "workspace":
             raise _validation(
                 "Internal integrations cannot create or move pages to the workspace level: "
