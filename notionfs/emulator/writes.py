@@ -22,7 +22,7 @@ from notionfs.emulator.api import (
     _match,
     _page_args,
 )
-from notionfs.emulator.faults import WRITE_ROUTES
+from notionfs.emulator.faults import WRITE_ROUTES, retry_after_header
 from notionfs.emulator.index import WorkspaceIndex, dashed_id, id_key
 from notionfs.emulator.model import Block, Database, DataSource, FileSpec, Node, Page, rich_text
 from notionfs.emulator.render import (
@@ -140,7 +140,7 @@ def _write_route(label: str) -> Callable[[F], F]:
             if status is not None:
                 failure = ApiFailure.for_status(status)
                 if status == 429:
-                    failure.headers["Retry-After"] = str(max(0, round(self.faults.retry_after_s)))
+                    failure.headers["Retry-After"] = retry_after_header(self.faults.retry_after_s)
                 raise failure
             if label in MUTATING_ROUTES:
                 for object_id in switches.take_remote_edits():
