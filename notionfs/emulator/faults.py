@@ -135,7 +135,8 @@ class ApiFaults:
 
     ``error_rate`` draws from a PRNG seeded with ``seed`` so a run is repeatable.
     ``force_429`` makes the next N authenticated requests answer 429. The rate limit
-    (``rate_limit_rps`` = 0 means off) may be changed while the emulator runs.
+    (``rate_limit_rps`` = 0 means off) may be changed while the emulator runs. These apply
+    to every route; ``writes`` holds the switches for the write routes only.
     """
 
     error_rate: float = 0.0
