@@ -101,6 +101,15 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metadata-ttl", type=float, help="seconds listings stay fresh (default 60)")
     p.add_argument("--deadline", type=float, help="seconds any filesystem call may take (30)")
     p.add_argument(
+        "--poll-interval", type=float,
+        help="seconds between change-feed polls (default 15; 0 turns the feed off, and "
+        "listings then expire after --metadata-ttl)",
+    )  # fmt: skip
+    p.add_argument(
+        "--backstop-ttl", type=float,
+        help="seconds a listing the feed saw no change in is trusted (default 600)",
+    )  # fmt: skip
+    p.add_argument(
         "--rate-limit", type=float, help="API requests per second, on average (3, as Notion)"
     )
     p.add_argument("--token-file", help="read the Notion token from this file")
@@ -390,6 +399,8 @@ def mount_command(args: argparse.Namespace) -> int:
         "cache_size_bytes": args.cache_size,
         "metadata_ttl_s": args.metadata_ttl,
         "op_deadline_s": args.deadline,
+        "poll_interval_s": args.poll_interval,
+        "backstop_ttl_s": args.backstop_ttl,
         "rate_limit_rps": args.rate_limit,
         "debug": args.debug,
         "fuse_binding": args.fuse_binding,
@@ -450,6 +461,7 @@ def _serve(
         "mounting %s (notion:%s) at %s with %s over libfuse %d",
         settings.api_url, workspace_name, mountpoint, binding.name, binding.libfuse_major,
     )  # fmt: skip
+    workspace.start_feed()
     try:
         lifecycle.begin_serving()
         run_fuse(

@@ -29,7 +29,15 @@ class Settings:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
     # Metadata
-    metadata_ttl_s: float = 60.0
+    metadata_ttl_s: float = 60.0  # how long a listing is trusted without a change feed
+    # Change feed: one search call every poll_interval_s tells which folders changed; 0 turns
+    # it off (listings then expire after metadata_ttl_s). With it, a listing the feed did not
+    # report lives backstop_ttl_s, for what search cannot see (docs/SEMANTICS.md), and is then
+    # re-listed behind the held answer; the kernel keeps answers kernel_timeout_s.
+    poll_interval_s: float = 15.0
+    backstop_ttl_s: float = 600.0
+    kernel_timeout_s: float = 2.0
+    feed_lag_window_s: float = 300.0
     # URL refresh: treat a signed URL as expired this long before its expiry_time
     url_refresh_margin_s: float = 60.0
     # Data path
@@ -51,6 +59,15 @@ class Settings:
     st_blksize_bytes: int = 1 * MiB
     fuse_binding: str = "auto"  # "fusepy" (libfuse 2), "mfusepy" (libfuse 3), or "auto"
     debug: bool = False
+
+    @property
+    def feed_enabled(self) -> bool:
+        return self.poll_interval_s > 0
+
+    @property
+    def listing_ttl_s(self) -> float:
+        """How long a listing answers without asking Notion again."""
+        return self.backstop_ttl_s if self.feed_enabled else self.metadata_ttl_s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

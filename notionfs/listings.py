@@ -50,13 +50,21 @@ class Listings:
         ttl_s: float,
         deadline_s: float,
         clock: Callable[[], float] = time.monotonic,
+        background: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
+        """``background(work)`` runs ``work`` off the caller's thread: given, a listing that
+        merely outlived its TTL is answered at once and re-listed behind the answer (a change
+        feed already drops the listings it knows changed, so the TTL is only a backstop);
+        an invalidated listing is always waited for."""
         self._fetch = fetch
+        self._background = background
         self._ttl_s = ttl_s
         self._deadline_s = deadline_s
         self._clock = clock
         self._lock = threading.Lock()  # guards _held only; never held across a fetch
         self._held: dict[str, Listing] = {}
+        # Bumped by every invalidation: a fetch that started before one is stale on arrival.
+        self._generation: dict[str, int] = {}
         self._flights: SingleFlight[str, Listing] = SingleFlight(clock)
 
     def held(self, key: str) -> Listing | None:
@@ -77,6 +85,9 @@ class Listings:
         held = self.held(folder.key)
         if held is not None and (self._is_fresh(held) or self._flights.in_flight(folder.key)):
             return held
+        if held is not None and self._background is not None and held.listed_at > float("-inf"):
+            self._background(lambda: self._revalidate(folder))
+            return held
         return self._flights.run(
             folder.key,
             lambda: self._refresh(folder),
@@ -84,8 +95,16 @@ class Listings:
             what=f"listing of {folder.name or '/'!r}",
         )
 
+    def _revalidate(self, folder: Node) -> None:
+        try:
+            self._flights.run(folder.key, lambda: self._refresh(folder))
+        except Exception as exc:  # noqa: BLE001 (nobody waits for it: log, keep the held one)
+            logger.info("background re-listing of %r failed: %s", folder.name, exc)
+
     def _refresh(self, folder: Node) -> Listing:
-        held = self.held(folder.key)
+        with self._lock:
+            held = self._held.get(folder.key)
+            generation = self._generation.get(folder.key, 0)
         if held is not None and self._is_fresh(held):
             return held  # listed by the flight that landed just before this one started
         try:
@@ -97,12 +116,16 @@ class Listings:
             raise
         listing = Listing(children, self._clock(), source)
         with self._lock:
+            if self._generation.get(folder.key, 0) != generation:
+                # Invalidated while Notion was asked: the answer may predate the change.
+                listing = dataclasses.replace(listing, listed_at=float("-inf"))
             self._held[folder.key] = listing
         return listing
 
     def invalidate(self, key: str) -> None:
         """List ``key`` anew on its next access (the held listing still answers meanwhile)."""
         with self._lock:
+            self._generation[key] = self._generation.get(key, 0) + 1
             listing = self._held.get(key)
             if listing is not None:
                 self._held[key] = dataclasses.replace(listing, listed_at=float("-inf"))

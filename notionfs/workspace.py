@@ -14,8 +14,9 @@ a file's own locks, never before. The FUSE adapter's handle lock is a leaf too.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,12 +25,15 @@ import httpx
 from .blockcache import BlockCache
 from .client import NotionClient
 from .config import Settings
+from .feed import Change, ChangeFeed, FeedPoller
 from .lister import Found, NotionLister, Source, Titles
 from .listings import Listing, Listings
 from .naming import NameRequest, assign_names
 from .nodes import ROOT_KEY, InodeTable, Kind, Node
 from .pagetext import PAGE_TEXT_NAME, TABLE_NAME, PageText, generated_name
+from .relations import Relations
 from .remotes import RemoteFiles
+from .render.markdown import BlockNode
 
 __all__ = [
     "FsStats",
@@ -160,10 +164,20 @@ class NotionWorkspace:
         titles = Titles()
         self._lister = NotionLister(client, titles)
         self._texts = PageText(client, titles)
+        self._client = client
+        self._relations = Relations()
+        self._relist_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        background = None
+        if settings.feed_enabled:
+            self._relist_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=2, thread_name_prefix="notionfs-relist"
+            )
+            background = self._relist_pool.submit
         self._listings = Listings(
-            self._fetch, ttl_s=settings.metadata_ttl_s, deadline_s=settings.op_deadline_s,
-            clock=clock,
+            self._fetch, ttl_s=settings.listing_ttl_s, deadline_s=settings.op_deadline_s,
+            clock=clock, background=background,
         )  # fmt: skip
+        self._poller: FeedPoller | None = None
         mounted_at = time.time()
         self.root = Node(Kind.ROOT, ROOT_KEY, "", 1, ctime_s=mounted_at, mtime_s=mounted_at)
 
@@ -172,7 +186,31 @@ class NotionWorkspace:
         return self._files.cache
 
     def close(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+        if self._relist_pool is not None:
+            self._relist_pool.shutdown(wait=False, cancel_futures=True)
         self._files.close()
+
+    # ---- the change feed ---------------------------------------------------------------
+
+    def start_feed(self, mark: float | None = None) -> FeedPoller | None:
+        """Poll Notion for changes every ``poll_interval_s`` (none when it is 0)."""
+        if not self._settings.feed_enabled or self._poller is not None:
+            return self._poller
+        feed = ChangeFeed(self._client, mark=mark, lag_window_s=self._settings.feed_lag_window_s)
+        self._poller = FeedPoller(feed, self.apply_changes, self._settings.poll_interval_s)
+        self._poller.start()
+        return self._poller
+
+    def apply_changes(self, changes: Iterable[Change]) -> set[str]:
+        """Drop the listings ``changes`` touch; they are listed anew on next access."""
+        dropped: set[str] = set()
+        for change in changes:
+            dropped |= self._relations.affected(change)
+        for key in dropped:
+            self._listings.invalidate(key)
+        return dropped
 
     # ---- paths -------------------------------------------------------------------------
 
@@ -299,13 +337,15 @@ class NotionWorkspace:
             reserved=(generated,) if generated else (),
         )
         previous = {n.key: n for n in held.children.values()} if held is not None else {}
+        self._relations.record(
+            folder.key, ((f.key, f.raw_name) for f in found), _block_ids(source.blocks)
+        )
         children: dict[str, Node] = {}
         for f in found:
             before = previous.get(f.key)
-            if (
-                f.kind.is_dir
-                and before is not None
-                and (before.mtime_s, before.ctime_s) != (f.mtime_s, f.ctime_s)
+            if before is not None and (
+                f.kind is Kind.FILES_PROPERTY  # lists from this listing's data: always anew
+                or (f.kind.is_dir and (before.mtime_s, before.ctime_s) != (f.mtime_s, f.ctime_s))
             ):
                 self._listings.invalidate(f.key)  # edited in Notion: list it anew when opened
             remote = None
@@ -331,6 +371,12 @@ class NotionWorkspace:
                 text=self._texts.text(generated, source, children),
             )  # fmt: skip
         return children
+
+
+def _block_ids(nodes: Iterable[BlockNode]) -> Iterator[str]:
+    for node in nodes:
+        yield node.block.id
+        yield from _block_ids(node.children)
 
 
 def _parts(path: str) -> list[str]:

@@ -78,8 +78,12 @@ def mounted(
     """Start an emulator for ``workspace`` and mount it at ``base``/mnt with notionfs.
 
     The client's rate limit is raised for speed (the emulator's is off unless a test turns it
-    on); tests of rate limiting pass Notion's own 3 requests/second.
+    on); tests of rate limiting pass Notion's own 3 requests/second. The change feed is off
+    unless ``args`` sets ``--poll-interval``: most tests count API calls or test the TTL, and
+    the feed's own tests turn it on.
     """
+    if "--poll-interval" not in args:
+        args = ("--poll-interval", "0", *args)
     mountpoint = base / "mnt"
     mountpoint.mkdir(parents=True, exist_ok=True)
     log_path = base / "notionfs.log"

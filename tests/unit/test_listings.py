@@ -142,3 +142,19 @@ def test_failure_with_nothing_held_raises() -> None:
     fetch.error = ServerError(503, "service_unavailable", "down")
     with pytest.raises(ServerError):
         _listings(fetch, clock).get(FOLDER)
+
+
+def test_an_invalidation_during_a_fetch_leaves_its_answer_stale() -> None:
+    fetch, clock = Fetcher(), Clock()
+    listings = _listings(fetch, clock)
+    fetch.gate = threading.Event()
+    result: list[Listing] = []
+    thread = threading.Thread(target=lambda: result.append(listings.get(FOLDER)), daemon=True)
+    thread.start()
+    assert fetch.started.wait(5)
+    listings.invalidate(FOLDER.key)  # a change reported while Notion was being asked
+    fetch.gate.set()
+    thread.join(5)
+    assert list(result[0].children) == ["f1"]  # the waiter gets what arrived ...
+    assert listings.fresh(FOLDER.key) is None  # ... but it is not trusted for the next one
+    assert list(listings.get(FOLDER).children) == ["f2"]

@@ -3,6 +3,7 @@ emulator on loopback, with API calls counted."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -36,10 +37,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def workspace(emulator: Emulator, clock: Clock) -> Iterator[NotionWorkspace]:
+def workspace(
+    request: pytest.FixtureRequest, emulator: Emulator, clock: Clock
+) -> Iterator[NotionWorkspace]:
+    """Without a change feed unless parametrized with a poll interval (indirect)."""
     settings = Settings(
         token=emulator.token, api_url=emulator.api_url, rate_limit_rps=1000.0,
-        rate_limit_burst=1000,
+        rate_limit_burst=1000, poll_interval_s=getattr(request, "param", 0.0),
     )  # fmt: skip
     client = NotionClient(settings)
     files = file_host_client(settings)
@@ -130,3 +134,45 @@ def test_generated_text_renders_once_and_is_sized_before_read(
     assert workspace.known_size(text) == size
     assert workspace.identity(text) == workspace.identity(text)
     assert emulator.counters.total == before
+
+
+@pytest.mark.parametrize("workspace", [15.0], indirect=True)
+def test_with_a_feed_an_expired_listing_answers_at_once_and_relists_behind(
+    workspace: NotionWorkspace, emulator: Emulator, clock: Clock
+) -> None:
+    assert workspace.lookup("/Nested files/top.png") is not None
+    before = emulator.counters.total
+    clock.now += 601  # past the backstop TTL
+    assert workspace.lookup_memory("/Nested files") == (False, None)
+    assert workspace.lookup("/Nested files/top.png") is not None  # the held answer, at once
+    deadline = time.monotonic() + 5
+    while emulator.counters.total == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert emulator.counters.total > before  # re-listed in the background
+    deadline = time.monotonic() + 5
+    while workspace.lookup_memory("/Nested files")[1] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert workspace.lookup_memory("/Nested files")[1] is not None  # fresh again
+
+
+@pytest.mark.parametrize("workspace", [15.0], indirect=True)
+def test_with_a_feed_a_reported_change_drops_exactly_its_listings(
+    workspace: NotionWorkspace, emulator: Emulator
+) -> None:
+    from notionfs.feed import Change
+
+    page = workspace.lookup("/Nested files")
+    toggle_child = workspace.lookup("/Nested files/Page in toggle")
+    assert page is not None and toggle_child is not None and toggle_child.object_id
+    assert workspace.is_fresh(page) and workspace.is_fresh(workspace.root)
+    assert page.object_id is not None
+    edited = Change(toggle_child.object_id, "page", 0.0, "page_id", page.object_id, None,
+                    "Page in toggle")
+    dropped = workspace.apply_changes([edited])
+    assert f"page:{toggle_child.object_id}" in dropped
+    assert workspace.is_fresh(page) and workspace.is_fresh(workspace.root)
+    renamed = Change(toggle_child.object_id, "page", 0.0, "page_id", page.object_id, None,
+                     "Page in a toggle, renamed")
+    workspace.apply_changes([renamed])
+    assert not workspace.is_fresh(page)  # the folder that shows its name
+    assert workspace.is_fresh(workspace.root)
