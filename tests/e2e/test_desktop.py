@@ -106,9 +106,10 @@ def test_gio_sees_a_read_only_fuse_filesystem(desk: Desk) -> None:
     )
     assert attributes["filesystem::type"] == "fuse"
     assert attributes["filesystem::readonly"] == "TRUE"
-    # GLib decides "remote" from the filesystem type, which statfs gives as "fuse" for every
-    # FUSE mount, and "fuse" is not on its list of remote types: file managers treat the
-    # mount as local (and thumbnail it; the size probe warms the heads they read for that).
+    # GLib decides "remote" from the mount's type alone (gio/glocalfile.c, is_remote_fs_type):
+    # only nfs, nfs4, cifs, smb, smb2 and fuse.sshfs count, so fuse.notionfs is local to it,
+    # whatever the fsname says. GLib's thumbnailers see a local mount; the size probe warms
+    # the heads they read.
     assert attributes["filesystem::remote"] == "FALSE"
 
 
