@@ -17,6 +17,19 @@ Each claimed block is a *flight*: other readers of that block join it (single fl
 its error if it fails, and a failed block is never cached. Bytes being fetched are reserved
 against the capacity, so cached + in-flight bytes never exceed it (a demand read larger
 than half the capacity is the one exception: it is served anyway).
+
+Why these flights are not flight.py's ``SingleFlight`` (the primitive every other single
+flight uses): (1) claiming a block must be one step with looking it up in the LRU and
+reserving its bytes, under the cache's one lock; a second table with its own lock would
+split that step (two readers could both miss and fetch, or reservations overshoot the
+capacity). (2) One ranged request settles many blocks, each as its bytes arrive; a
+SingleFlight run has one key and one result at its end. (3) A run has no owner thread: when
+its puller stops short (a reader that needed only the first blocks, a read-ahead cancelled
+by a seek or a close), a waiter takes over the transfer, whereas a SingleFlight joiner
+would wait for an owner that is gone. (4) A flight may settle with neither bytes nor error
+(abandoned), and its readers plan again. And the read path is hot: a slotted object per
+block, no per-block future and no second lock. Waiters here need no deadline of their own:
+the FUSE adapter bounds the whole read.
 """
 
 from __future__ import annotations
@@ -374,7 +387,6 @@ class BlockCache:
         self._misses = 0
         self._fetches = 0
         self._bytes_fetched = 0
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ---- observation -------------------------------------------------------------------
 
@@ -500,24 +512,6 @@ class BlockCache:
             for index in range(first, end):
                 if (key, index) not in self._flights:
                     self._lru.pop((key, index), None)
-
-    # ---- shared read-ahead pool ----------------------------------------------------------
-
-    def background_executor(self, max_workers: int) -> concurrent.futures.Executor:
-        """A pool for read-ahead shared by every file of this cache (made on first use)."""
-        with self._lock:
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=max_workers, thread_name_prefix="notionfs-readahead"
-                )
-            return self._executor
-
-    def close(self) -> None:
-        """Stop the pool made by background_executor, if any; cached bytes stay usable."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
 
     # ---- internals ---------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +43,7 @@ from notionfs.models import (
     parse_user,
 )
 from notionfs.ratelimit import TokenBucket
+from notionfs.retry import RetryPolicy
 
 __all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "PACING_FRACTION", "UNREACHABLE_HOLD_S"]
 
@@ -52,11 +52,6 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 100  # Notion's maximum page_size for every paginated endpoint
 # The first version where databases hold data sources (rows live in data sources).
 _DATA_SOURCE_VERSION = "2025-09-03"
-# Retried for reads only: a retried write could apply twice (notion-sdk-js does the same).
-_RETRY_READ_STATUSES = frozenset({500, 502, 503, 504})
-_SERVICE_OVERLOAD = 529  # Notion's "service_overload": always safe to retry
-# Failures where the request may never have reached the server, or the answer was lost.
-_RETRY_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 # No connection could be made at all: Notion, or the way to it, is down.
 _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 # Requests are paced this far under the configured average. At exactly the server's rate its
@@ -155,9 +150,10 @@ class NotionClient:
         self._base_url = settings.api_url.rstrip("/")
         self._host = httpx.URL(self._base_url).host or self._base_url
         self._clock = clock
-        self._sleep = sleep
-        self._wall_clock = wall_clock
-        self._rng = rng or random.Random()
+        # What is retried and how long to wait: one policy shared with the file reads.
+        self._retry = RetryPolicy.from_settings(
+            settings, clock=clock, sleep=sleep, wall_clock=wall_clock, rng=rng
+        )
         self._limiter = TokenBucket(
             settings.rate_limit_rps * PACING_FRACTION,
             settings.rate_limit_burst,
@@ -364,7 +360,7 @@ class NotionClient:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One API call, retried as the policy allows within ``op_deadline_s``."""
+        """One API call, retried as the policy (retry.py) allows within ``op_deadline_s``."""
         started = self._clock()
         read = _is_read(method, path)
         attempt = 0
@@ -378,7 +374,7 @@ class NotionClient:
             if outcome.rate_limited:
                 # The limit is per integration: every thread must back off, not just this one.
                 self._limiter.pause(delay_s or 0.0)
-            if delay_s is None or not self._may_retry(delay_s, attempt, started):
+            if delay_s is None or not self._retry.allows(delay_s, attempt, started):
                 raise outcome.error
             attempt += 1
             self.stats.count_retry()
@@ -386,7 +382,7 @@ class NotionClient:
                         attempt, outcome.error)
             if not outcome.rate_limited:
                 # After a 429 the limiter's pause does the waiting, for all threads.
-                self._sleep(delay_s)
+                self._retry.sleep(delay_s)
 
     def _take_token(self, started: float) -> None:
         remaining_s = self._settings.op_deadline_s - (self._clock() - started)
@@ -398,12 +394,6 @@ class NotionClient:
                 f"client-side rate limit: next request slot is {wait_s:.1f}s away",
                 retry_after_s=wait_s,
             )
-
-    def _may_retry(self, delay_s: float, attempt: int, started: float) -> bool:
-        """Retry if attempts remain and the wait still ends within the deadline."""
-        if attempt >= self._settings.max_retries:
-            return False
-        return self._clock() - started + delay_s <= self._settings.op_deadline_s
 
     def _attempt(
         self,
@@ -427,13 +417,14 @@ class NotionClient:
         self.stats.count_error("network_error", None)
         error = NetworkError(f"cannot reach {self._host}: {type(exc).__name__}: {exc}")
         error.__cause__ = exc  # httpx errors carry no headers, so no token
-        retryable = read and isinstance(exc, _RETRY_TRANSPORT_ERRORS)
+        delay_s = self._retry.delay_for_error(exc, attempt, read=read)
         if isinstance(exc, _CONNECT_ERRORS):
             # Tried once more (a blip), then the host counts as down for a while.
-            retryable = retryable and attempt == 0
-            if not retryable:
+            if attempt > 0:
+                delay_s = None
+            if delay_s is None:
                 self._reach.unreachable(self._host, error)
-        return _Failure(error, self._backoff_s(attempt) if retryable else None)
+        return _Failure(error, delay_s)
 
     def _send(
         self,
@@ -468,40 +459,21 @@ class NotionClient:
         code, message, request_id = _error_fields(response)
         message = self._scrub(message)
         self.stats.count_error(code, status)
+        delay_s = self._retry.delay_for_status(status, response.headers, attempt, read=read)
+        error: ApiError
         if status == 429:
-            retry_after_s = self._retry_after_s(response)
-            error: ApiError = RateLimitedError(status, code, message, request_id, retry_after_s)
-            delay_s = retry_after_s if retry_after_s is not None else self._backoff_s(attempt)
+            retry_after_s = self._retry.retry_after_s(response.headers)
+            error = RateLimitedError(status, code, message, request_id, retry_after_s)
             return _Failure(error, delay_s, rate_limited=True)
         if status >= 500:  # 529 service_overload included
-            retryable = status == _SERVICE_OVERLOAD or (read and status in _RETRY_READ_STATUSES)
             error = ServerError(status, code, message, request_id)
-            return _Failure(error, self._backoff_s(attempt) if retryable else None)
-        if status in (401, 403):
+        elif status in (401, 403):
             error = AuthError(status, code, message, request_id)
         elif status == 404:
             error = NotFoundError(status, code, message, request_id)
         else:
             error = ApiError(status, code, message, request_id)
-        return _Failure(error, None)
-
-    def _backoff_s(self, attempt: int) -> float:
-        """Capped exponential backoff with jitter (half fixed, half random)."""
-        ceiling_s = min(
-            self._settings.backoff_cap_s, self._settings.backoff_base_s * (2.0**attempt)
-        )
-        return ceiling_s * self._rng.uniform(0.5, 1.0)
-
-    def _retry_after_s(self, response: httpx.Response) -> float | None:
-        """Retry-After as delta-seconds or an HTTP-date (RFC 9110 section 10.2.3)."""
-        raw = response.headers.get("retry-after")
-        if raw is None:
-            return None
-        try:
-            seconds = float(raw)
-        except ValueError:
-            return _seconds_until_date(raw, response.headers.get("date"), self._wall_clock())
-        return seconds if seconds >= 0 else None
+        return _Failure(error, delay_s)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from text a server echoed back (an error message)."""
@@ -611,24 +583,6 @@ def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
         if isinstance(data.get("request_id"), str):
             request_id = data["request_id"]
     return code, message, request_id
-
-
-def _seconds_until_date(raw: str, date_header: str | None, now_epoch_s: float) -> float | None:
-    """Seconds until an HTTP-date, measured against the server's Date header if given.
-
-    Using the server's own clock makes the delay immune to skew between the hosts.
-    """
-    try:
-        target_s = parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError):
-        return None
-    reference_s = now_epoch_s
-    if date_header is not None:
-        try:
-            reference_s = parsedate_to_datetime(date_header).timestamp()
-        except (TypeError, ValueError):
-            pass
-    return max(0.0, target_s - reference_s)
 
 
 def _database_from_source(database_id: str, source: DataSource) -> Database:

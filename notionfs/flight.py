@@ -90,9 +90,14 @@ class SingleFlight(Generic[K, T]):
             if flight is None:
                 flight = self._flights[key] = Flight(self._clock())
         if not owner:
-            if timeout_s is not None and from_start:
-                timeout_s -= self._clock() - flight.started_at
-            return flight.wait(timeout_s, what)
+            if timeout_s is None or not from_start:
+                return flight.wait(timeout_s, what)
+            try:
+                return flight.wait(timeout_s - (self._clock() - flight.started_at), what)
+            except DeadlineExceeded:
+                raise DeadlineExceeded(
+                    f"{what}: no answer within {timeout_s:g} s of its start"
+                ) from None
         try:
             value = work()
         except BaseException as exc:

@@ -10,7 +10,12 @@ asked for and the known total; a 200 to a ranged request means the host ignores 
 the body is skipped up to the offset (at most ``unranged_limit_bytes``); a body cut short is
 resumed from where it stopped; bytes past what was asked are never read. 403 on a signed URL
 refreshes it once (one refresh however many readers saw the 403); 429, 5xx and transport
-errors are retried with capped, jittered backoff.
+errors are retried as the shared policy says (retry.py: reads, so every transient failure).
+
+URL refreshes and the size probe are single flights (flight.py): one call to Notion (or one
+probe) serves every reader that needs it, each waiting at most ``op_deadline_s``, and no lock
+is held while Notion or the host is asked. ``_location_lock`` guards only the current
+location and when it was obtained; it is the innermost lock, never held across a call.
 
 A host that gives no size at all (a 200 with neither ``Content-Range`` nor
 ``Content-Length``, e.g. chunked) has its body streamed once to count it, up to
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import random
 import re
 import threading
 import time
@@ -39,7 +43,6 @@ import httpx
 from .blockcache import BlockCache, FileReader
 from .config import Settings
 from .errors import (
-    DeadlineExceeded,
     FileHostError,
     NetworkError,
     NotionFSError,
@@ -49,6 +52,8 @@ from .errors import (
     UrlExpiredError,
 )
 from .filetransport import FileHostTransport
+from .flight import SingleFlight
+from .retry import RetryPolicy
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -182,19 +187,22 @@ class RemoteFile:
         cache: BlockCache,
         settings: Settings,
         *,
-        executor: concurrent.futures.Executor | None = None,
+        executor: concurrent.futures.Executor,
         known_size: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.key = key  # cache identity; never the signed URL
         self._resolve = resolve
         self._http = http
         self._cache = cache
         self._settings = settings
-        self._executor = executor
+        self._executor = executor  # read-ahead of every open handle runs here
+        self._retry = retry or RetryPolicy.from_settings(settings)
         self._size = known_size
-        self._size_lock = threading.Lock()
-        self._probe_flight: concurrent.futures.Future[int] | None = None
-        self._probe_started = 0.0  # monotonic start of the probe in flight
+        self._probes: SingleFlight[None, int] = SingleFlight(clock=time.monotonic)
+        # Keyed by the URL being replaced ("" before the first): every reader that needs
+        # that URL replaced, after its expiry or a 403, shares one call to Notion.
+        self._refreshes: SingleFlight[str, Location] = SingleFlight(clock=time.monotonic)
         self._location_lock = threading.Lock()
         self._location: Location | None = None
         self._obtained_at = 0.0  # when the current location was handed to us
@@ -205,70 +213,45 @@ class RemoteFile:
         return self._size
 
     def size(self) -> int:
-        """The exact size in bytes; the first call probes (once, however many threads ask)."""
+        """The exact size in bytes; the first call probes (once, however many threads ask).
+
+        Probes start together when a directory is listed, so a caller joining a probe under
+        way waits until ``op_deadline_s`` after the probe began, not after its own call:
+        `ls -l` over a stalled host fails once, not once per file. A failed probe is tried
+        again by the next caller.
+        """
         if self._size is not None:
             return self._size
-        with self._size_lock:
-            if self._size is not None:
-                return self._size
-            flight, owner = self._probe_flight, self._probe_flight is None
-            if flight is None:
-                flight = self._probe_flight = concurrent.futures.Future()
-                self._probe_started = time.monotonic()
-            started = self._probe_started
-        if not owner:
-            return self._join_probe(flight, started)
-        try:
-            size = self._probe()
-        except BaseException as exc:
-            flight.set_exception(exc)
-            raise
-        else:
-            self._size = size
-            flight.set_result(size)
-            return size
-        finally:
-            with self._size_lock:
-                self._probe_flight = None  # a failed probe is tried again by the next caller
+        return self._probes.run(
+            None,
+            self._probe_once,
+            timeout_s=self._settings.op_deadline_s,
+            from_start=True,
+            what=f"{self.key}: size probe",
+        )
 
-    def _join_probe(self, flight: concurrent.futures.Future[int], started: float) -> int:
-        """Wait for another caller's probe, within the deadline counted from its start.
-
-        Probes start together when a directory is listed; counting each waiter's deadline
-        from the probe's start lets `ls -l` over a stalled host fail once, not once per file.
-        """
-        remaining_s = self._settings.op_deadline_s - (time.monotonic() - started)
-        try:
-            return flight.result(timeout=max(0.0, remaining_s))
-        except concurrent.futures.TimeoutError:
-            raise DeadlineExceeded(
-                f"{self.key}: size probe unanswered for {time.monotonic() - started:.1f} s"
-            ) from None
-
-    def read(self, offset: int, size: int) -> bytes:
-        """Random access through the cache, no read-ahead; short at EOF, b"" past it."""
-        if size <= 0:
-            return b""
-        return self._cache.read(self.key, self.size(), offset, offset + size, self._fetch)
+    def _probe_once(self) -> int:
+        if self._size is None:  # a probe that landed just before this one was started
+            self._size = self._probe()
+        return self._size
 
     def reader(self) -> FileReader:
         """Per-open-handle state, with sequential read-ahead on the shared pool."""
-        executor = self._executor or self._cache.background_executor(self._settings.fetch_workers)
-        return FileReader(self._cache, self.key, self.size(), self._fetch, self._settings, executor)
+        return FileReader(
+            self._cache, self.key, self.size(), self._fetch, self._settings, self._executor
+        )
 
     # ---- location ----------------------------------------------------------------------
 
     @property
     def probing(self) -> bool:
         """A size probe is under way."""
-        return self._probe_flight is not None
+        return self._probes.in_flight(None)
 
     def offer(self, location: Location) -> None:
         """A URL for this file from a fresh listing: adopt it when it outlives the one held,
-        so an expiry costs no API call of its own. Skipped while a refresh is under way."""
-        if not self._location_lock.acquire(blocking=False):
-            return
-        try:
+        so an expiry costs no API call of its own."""
+        with self._location_lock:
             held = self._location
             if (
                 held is not None
@@ -277,41 +260,76 @@ class RemoteFile:
                 and location.expires_at > held.expires_at
                 and urlsplit(location.url).path == urlsplit(held.url).path
             ):
-                self._location = location
-                self._obtained_at = time.time()
-        finally:
-            self._location_lock.release()
+                self._adopt(location)
+
+    def _held(self) -> tuple[Location | None, float]:
+        with self._location_lock:
+            return self._location, self._obtained_at
 
     def _current(self) -> Location:
-        """The location to use now, refreshed first when it expires within the margin."""
-        with self._location_lock:
-            if self._location is None:
-                self._adopt(self._resolve(False))
-            assert self._location is not None
-            if self._expiring(self._location):
-                logger.debug("%s: URL expires within the margin; refreshing", self.key)
-                self._adopt(self._resolve(True))
-            return self._location
+        """The location to use now, refreshed first when it expires within the margin.
+
+        While a refresh is under way, a reader whose URL has not expired yet goes on with it
+        instead of waiting for Notion; only the reader that started the refresh (and readers
+        whose URL is past its expiry) wait for the new one.
+        """
+        location, obtained_at = self._held()
+        if location is None:
+            self._replace(None, force=False)
+            location, obtained_at = self._held()
+            assert location is not None
+        if not self._expiring(location, obtained_at):
+            return location
+        if self._refreshes.in_flight(location.url) and not self._expired(location):
+            return location
+        logger.debug("%s: URL expires within the margin; refreshing", self.key)
+        return self._replace(location, force=True)
+
+    def _replace(self, old: Location | None, *, force: bool) -> Location:
+        """The location that replaces ``old`` (None: the first one), asked for once
+        however many readers need it; each waits at most ``op_deadline_s``."""
+
+        def work() -> Location:
+            held = self._held()[0]
+            if held is not None and (old is None or held.url != old.url):
+                return held  # replaced meanwhile (a refresh that just landed, or an offer)
+            location = self._resolve(force)  # a Notion call: no lock held
+            with self._location_lock:
+                self._adopt(location)
+            return location
+
+        return self._refreshes.run(
+            "" if old is None else old.url,
+            work,
+            timeout_s=self._settings.op_deadline_s,
+            what=f"{self.key}: URL refresh",
+        )
 
     def _adopt(self, location: Location) -> None:
+        """Take ``location`` as current (``_location_lock`` held)."""
         self._location, self._obtained_at = location, time.time()
 
-    def _expiring(self, location: Location) -> bool:
+    def _expiring(self, location: Location, obtained_at: float) -> bool:
         """Within the refresh margin of its expiry. The margin is at most a quarter of the
         lifetime we saw, so a short-lived URL is used before it is replaced (refreshing
         before every request would spend the API's rate limit on nothing)."""
         if location.expires_at is None:
             return False
-        lifetime_s = max(0.0, location.expires_at - self._obtained_at)
+        lifetime_s = max(0.0, location.expires_at - obtained_at)
         margin_s = min(self._settings.url_refresh_margin_s, lifetime_s / 4)
         return location.expires_at - time.time() < margin_s
 
+    @staticmethod
+    def _expired(location: Location) -> bool:
+        return location.expires_at is not None and location.expires_at <= time.time()
+
     def _refresh_after_403(self, used: Location) -> None:
         """One refresh per rejected URL: readers that saw the 403 on it share the new one."""
-        with self._location_lock:
-            if self._location is None or self._location.url == used.url:
-                logger.info("%s: 403 from %s; refreshing its URL", self.key, redact_url(used.url))
-                self._adopt(self._resolve(True))
+        held = self._held()[0]
+        if held is not None and held.url != used.url:
+            return  # already replaced
+        logger.info("%s: 403 from %s; refreshing its URL", self.key, redact_url(used.url))
+        self._replace(used, force=True)
 
     # ---- HTTP --------------------------------------------------------------------------
 
@@ -335,16 +353,20 @@ class RemoteFile:
         raise FileHostError(f"{self.key}: more than {MAX_REDIRECTS} redirects")
 
     def _open(self, method: str, headers: dict[str, str]) -> httpx.Response:
-        """A response that is neither a 403, a 429 nor a 5xx, after refreshes and retries."""
+        """A response that is neither a 403 nor a retryable failure, after refreshes and
+        the retries the policy allows (every request here is a read)."""
         refreshed = False
         attempt = 0
+        started = self._retry.now()
         while True:
             location = self._current()
             url = location.url if location.external else _keep_dot_segments(location.url)
             try:
                 response = self._send(method, url, headers)
             except NetworkError as exc:
-                attempt = self._back_off(attempt, exc)
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                delay_s = self._retry.delay_for_error(cause, attempt, read=True)
+                attempt = self._back_off(exc, delay_s, attempt, started)
                 continue
             status = response.status_code
             if status == 403:
@@ -356,20 +378,23 @@ class RemoteFile:
                     raise UrlExpiredError(f"{where} answered 403 after a URL refresh", 403)
                 self._refresh_after_403(location)
                 refreshed = True
-            elif status == 429 or status >= 500:
-                response.close()
-                error = FileHostError(f"{redact_url(location.url)} answered {status}", status)
-                attempt = self._back_off(attempt, error)
-            else:
+                continue
+            delay_s = self._retry.delay_for_status(status, response.headers, attempt, read=True)
+            if delay_s is None:
                 return response
+            response.close()
+            error = FileHostError(f"{redact_url(location.url)} answered {status}", status)
+            attempt = self._back_off(error, delay_s, attempt, started)
 
-    def _back_off(self, attempt: int, error: NotionFSError) -> int:
-        """Sleep before retry number ``attempt + 1``, or raise ``error`` when none is left."""
-        if attempt >= self._settings.max_retries:
+    def _back_off(
+        self, error: NotionFSError, delay_s: float | None, attempt: int, started: float
+    ) -> int:
+        """Wait ``delay_s`` before retry number ``attempt + 1``, or raise ``error`` when the
+        policy allows no more."""
+        if delay_s is None or not self._retry.allows(delay_s, attempt, started):
             raise error
-        delay_s = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2**attempt)
         logger.info("%s: %s; retrying in %.2f s", self.key, error, delay_s)
-        time.sleep(delay_s * random.uniform(0.5, 1.0))  # jitter: readers do not retry in step
+        self._retry.sleep(delay_s)
         return attempt + 1
 
     # ---- ranged reads (the cache's fetcher) --------------------------------------------

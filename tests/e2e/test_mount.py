@@ -131,13 +131,17 @@ def test_big_file_read_keeps_memory_near_cache_bound(tmp_path: Path, big_data_di
     with mounted(tmp_path, workspace, args=("--cache-size", str(cache))) as m:
         (path,) = walk_mount(m.path, lambda p: "").file_paths
         peak = [0]
+        failures: list[BaseException] = []
         done = threading.Event()
 
         def sample() -> None:
-            while not done.is_set():
-                rss = _rss_bytes(m.proc.pid)
-                peak[0] = max(peak[0], rss)
-                done.wait(0.05)
+            try:
+                while not done.is_set():
+                    rss = _rss_bytes(m.proc.pid)
+                    peak[0] = max(peak[0], rss)
+                    done.wait(0.05)
+            except BaseException as exc:  # reported by the test, not lost with the thread
+                failures.append(exc)
 
         sampler = threading.Thread(target=sample)
         sampler.start()
@@ -149,6 +153,8 @@ def test_big_file_read_keeps_memory_near_cache_bound(tmp_path: Path, big_data_di
         assert digest == spec.sha256()
         print(f"\npeak RSS of the mount reading {size >> 20} MiB with a {cache >> 20} MiB cache: "
               f"{peak[0] / (1 << 20):.1f} MiB")
+        assert not failures, f"measuring the mount's memory failed: {failures[0]!r}"
+        assert peak[0] > 0, "the mount's memory was never measured"
         assert peak[0] < cache + (100 << 20)
 
 
@@ -157,7 +163,8 @@ def _rss_bytes(pid: int) -> int:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
-    return 0
+    # No VmRSS (a zombie, or a kernel without it): no measurement, never a reading of 0.
+    raise AssertionError(f"/proc/{pid}/status has no VmRSS line")
 
 
 def test_errors_reach_programs_with_the_right_errno(tmp_path: Path, fuse_binding: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, unquote
@@ -72,11 +75,23 @@ def test_page_url_slug(title: str, slug: str) -> None:
     )
 
 
+def _in_a_new_process(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter with ``property_id`` imported."""
+    env = {**os.environ, "PYTHONHASHSEED": "4242"}
+    script = f"from notionfs.emulator.render import property_id\n{code}"
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_property_ids_are_stable_url_encoded_and_title_is_title() -> None:
     assert property_id("Name", "title") == "title"
     names = [f"Prop {i}" for i in range(200)]
     ids = [property_id(name, "rich_text") for name in names]
-    assert ids == [property_id(name, "rich_text") for name in names]
+    # Stable means the same in the next emulator process too (another hash seed, no state).
+    assert ids == _in_a_new_process(
+        "print(*(property_id(f'Prop {i}', 'rich_text') for i in range(200)))"
+    ).split()
     assert len(set(ids)) > 190
     for pid in ids:
         assert re.fullmatch(r"[A-Za-z0-9%_.~-]+", pid), pid

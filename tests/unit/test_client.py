@@ -648,6 +648,16 @@ def test_network_error_not_retried_on_writes() -> None:
     assert len(api.requests) == 1
 
 
+def test_write_that_never_left_is_retried() -> None:
+    """No connection was made, so Notion never saw the write: sending it again is safe."""
+    api = FakeApi()
+    api.on("POST", "/v1/pages", httpx.ConnectError, listing([]))
+    client, fake = make_client(api)
+    assert list(client.paginate("POST", "/v1/pages", body={})) == []
+    assert len(api.requests) == 2
+    assert len(fake.sleeps) == 1 and 0.25 <= fake.sleeps[0] <= 0.5
+
+
 # ---- rate limiter -------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,7 @@ def test_headers_go_out_as_httpx_built_them(scripted: Any) -> None:
 def test_remote_file_reads_through_the_lean_client(host: FileHost) -> None:
     settings = Settings(block_size_bytes=64 * KiB, probe_head_bytes=16 * KiB, backoff_base_s=0.01)
     cache = BlockCache(1024 * KiB, settings.block_size_bytes)
-    with file_host_client(settings) as http:
+    with file_host_client(settings) as http, ThreadPoolExecutor(2) as pool:
         assert isinstance(http._transport, FileHostTransport)
         remote = RemoteFile(
             "data",
@@ -254,11 +255,14 @@ def test_remote_file_reads_through_the_lean_client(host: FileHost) -> None:
             http,
             cache,
             settings,
+            executor=pool,
         )
         assert remote.size() == len(DATA)
-        assert remote.read(123_456, 200 * KiB) == DATA[123_456 : 123_456 + 200 * KiB]
+        reader = remote.reader()
+        assert reader.read(123_456, 200 * KiB) == DATA[123_456 : 123_456 + 200 * KiB]
         host.faults.cut_after_bytes = 40 * KiB  # every body cut: resumed until complete
-        assert remote.read(300 * KiB, 150 * KiB) == DATA[300 * KiB : 450 * KiB]
+        assert reader.read(300 * KiB, 150 * KiB) == DATA[300 * KiB : 450 * KiB]
+        reader.close()
 
 
 # ---- TLS, as real file hosts speak it ------------------------------------------------------

@@ -88,8 +88,8 @@ def test_deadline_from_start_counts_the_flights_age() -> None:
     time.sleep(0.05)
     assert flights.started_at("k") == 100.0
     now[0] = 130.0  # the flight is already older than the joiner's whole budget
-    with pytest.raises(DeadlineExceeded):
-        flights.run("k", lambda: 0, timeout_s=10.0, from_start=True)
+    with pytest.raises(DeadlineExceeded, match="within 10 s of its start"):
+        flights.run("k", lambda: 0, timeout_s=10.0, from_start=True, what="probe")
     release.set()
 
 

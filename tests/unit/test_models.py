@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from notionfs.errors import ApiError
 from notionfs.models import (
     Block,
     DataSourceRef,
@@ -257,20 +256,22 @@ def test_external_file_never_expires() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "says"),
     [
-        {"type": "file", "file": {"expiry_time": EXPIRY}},  # no url
-        {"type": "external"},  # no external object
-        {"type": "file", "file": {"url": SIGNED_URL, "expiry_time": "soon"}},
-        {"file": {"url": SIGNED_URL}},  # no type
-        {"type": "file_upload", "file_upload": {"id": "x"}},  # strict parse_file
-        "https://example.com",
+        ({"type": "file", "file": {"expiry_time": EXPIRY}}, "'url'"),  # no url
+        ({"type": "external"}, "'external'"),  # no external object
+        ({"type": "file", "file": {"url": SIGNED_URL, "expiry_time": "soon"}}, "'expiry_time'"),
+        ({"file": {"url": SIGNED_URL}}, "'type'"),  # no type
+        ({"type": "file_upload", "file_upload": {"id": "x"}}, "'file_upload'"),  # strict
+        ("https://example.com", "got str"),
     ],
 )
-def test_malformed_file_objects_raise_api_error(bad: Any) -> None:
+def test_malformed_file_objects_raise_api_error(bad: Any, says: str) -> None:
     with pytest.raises(MalformedResponse) as info:
         parse_file(bad)
-    assert isinstance(info.value, ApiError)
+    # An API error (EIO) that names the field at fault, not a crash inside the parser.
+    assert (info.value.status, info.value.code) == (0, "malformed_response")
+    assert "file object" in info.value.message and says in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -297,7 +298,8 @@ def test_icon_shapes(raw: Any, expected: Icon | None) -> None:
 def test_hosted_icon_keeps_expiry() -> None:
     icon = parse_icon(hosted())
     assert icon is not None and icon.file is not None
-    assert icon.file.expiry_time is not None
+    assert icon.file.expiry_time == datetime(2026, 1, 5, 10, 30, tzinfo=UTC)
+    assert (icon.file.kind, icon.file.url, icon.emoji) == ("file", SIGNED_URL, None)
 
 
 def test_unknown_cover_type_is_skipped_not_fatal() -> None:
