@@ -183,6 +183,8 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     )
     # The background command's child says on this descriptor when its mount answers.
     p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    # mount(8) helpers are silent on success (`mount -a` at boot prints nothing).
+    p.add_argument("--quiet-success", action="store_true", help=argparse.SUPPRESS)
 
 
 def human_size(n_bytes: int) -> str:
@@ -655,11 +657,15 @@ def _mount_in_background(args: argparse.Namespace, mountpoint: Path) -> int:
         os.close(ready_write)  # the child holds the only write end: its exit means EOF
     try:
         with os.fdopen(ready_read, "rb", buffering=0) as ready:
-            return _await_mount(proc, mountpoint, ready, mounts_before, log_file, start)
+            code = _await_mount(proc, mountpoint, ready, mounts_before, log_file, start)
     except KeyboardInterrupt:
         proc.terminate()  # the child stops cleanly on SIGTERM, mounted or not
         print("notionfs: interrupted", file=sys.stderr)
         return 130
+    if code == 0 and not args.quiet_success:
+        print(f"notionfs: mounted at {mountpoint} (log: {log_file})")
+        print(f"notionfs: unmount with: {' '.join(unmount_command(mountpoint, lazy=False))}")
+    return code
 
 
 def _await_mount(
@@ -699,8 +705,6 @@ def _await_mount(
         if proc.poll() is None:
             proc.terminate()
         return 1
-    print(f"notionfs: mounted at {mountpoint} (log: {log_file})")
-    print(f"notionfs: unmount with: {' '.join(unmount_command(mountpoint, lazy=False))}")
     return 0
 
 
@@ -833,7 +837,7 @@ def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:
     if len(positional) != 2:
         raise ConfigError(f"expected SOURCE and MOUNTPOINT\n{HELPER_USAGE}")
     source, mountpoint = positional
-    command = ["mount", mountpoint]
+    command = ["mount", mountpoint, "--quiet-success"]
     fuse: list[str] = []
     api_url = source if source.startswith(("http://", "https://")) else None
     for option in options:
