@@ -784,9 +784,6 @@ def _default_log_file(mountpoint: Path) -> Path:
     return directory / f"mount-{safe}.log"
 
 
-# ---- entry point ---------------------------------------------------------------------------
-
-
 # ---- mount(8) helper: fstab lines, `mount -t fuse.notionfs`, systemd .mount units ------------
 
 # Options mount(8) and fstab use for their own purposes; a helper must not hand them to FUSE.
