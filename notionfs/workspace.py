@@ -55,7 +55,7 @@ PROBE_NAMES = frozenset(
 )  # fmt: skip
 # AppleDouble companions ("._photo.jpg") that macOS and Samba clients probe for every file.
 PROBE_PREFIXES = ("._",)
-# statfs: Notion has no quota to report; see Workspace.statfs.
+# statfs: Notion has no quota to report; see NotionWorkspace.statfs.
 STATFS_BYTES = 1 << 50
 STATFS_FRAGMENT_BYTES = 4096
 STATFS_FILES = 10**9
