@@ -1,4 +1,4 @@
-"""Command line: `notionfs mount`, `notionfs emulator`; builds Settings and configures logging."""
+"""Command line: `notionfs mount`, `notionfs emulator`, the mount(8) helper; builds Settings."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import errno
 import logging
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -19,9 +21,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from .config import DEFAULT_API_URL, SUPPORTED_VERSIONS, Settings
-from .errors import AuthError, ConfigError, NetworkError, NotionFSError
+from . import __version__
+from .config import DEFAULT_API_URL, DEFAULT_NOTION_VERSION, SUPPORTED_VERSIONS, Settings
+from .errors import ApiError, ConfigError, NetworkError, NotionFSError
 from .fusebind import BINDINGS, Binding, load_binding
 
 if TYPE_CHECKING:
@@ -92,39 +96,114 @@ def configure_logging(debug: bool, log_file: str | None = None) -> RedactingFilt
 # ---- the mount command ---------------------------------------------------------------------
 
 
+MOUNT_DESCRIPTION = """\
+Mount a Notion workspace at MOUNTPOINT as a read-only filesystem. The command returns once the
+mount answers (add --foreground to keep it in the terminal; Ctrl-C then unmounts).
+
+The integration token is read from the NOTION_TOKEN environment variable, or from the file
+given with --token-file (chmod 600 it). Never put it on a command line: other users see those.
+"""
+MOUNT_EPILOG = """\
+environment:
+  NOTION_TOKEN       the integration token (ntn_... or secret_...)
+  NOTIONFS_API_URL   like --api-url
+  NOTION_VERSION     like --notion-version
+
+unmount with: fusermount -u MOUNTPOINT (macOS: umount MOUNTPOINT)
+"""
+
+
 def add_mount_arguments(p: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    p.description = MOUNT_DESCRIPTION
+    p.epilog = MOUNT_EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("mountpoint", help="an empty directory to mount on")
-    p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground")
-    p.add_argument("--api-url", help=f"Notion API base URL (default {DEFAULT_API_URL})")
-    p.add_argument("--notion-version", choices=SUPPORTED_VERSIONS, help="Notion-Version header")
-    p.add_argument("--cache-size", type=_size, help="block cache bound in bytes (256M, 1G, ...)")
-    p.add_argument("--metadata-ttl", type=float, help="seconds listings stay fresh (default 60)")
-    p.add_argument("--deadline", type=float, help="seconds any filesystem call may take (30)")
     p.add_argument(
-        "--poll-interval", type=float,
-        help="seconds between change-feed polls (default 15; 0 turns the feed off, and "
-        "listings then expire after --metadata-ttl)",
-    )  # fmt: skip
-    p.add_argument(
-        "--backstop-ttl", type=float,
-        help="seconds a listing the feed saw no change in is trusted (default 600)",
-    )  # fmt: skip
-    p.add_argument(
-        "--rate-limit", type=float, help="API requests per second, on average (3, as Notion)"
+        "--foreground", "-f", action="store_true",
+        help="stay in the foreground; Ctrl-C unmounts (default: return once mounted)",
     )
-    p.add_argument("--token-file", help="read the Notion token from this file")
+    p.add_argument(
+        "--api-url", metavar="URL",
+        help=f"Notion API base URL, without /v1 (default: {DEFAULT_API_URL})",
+    )
+    p.add_argument(
+        "--notion-version", choices=SUPPORTED_VERSIONS, metavar="VERSION",
+        help=f"Notion-Version header: {', '.join(SUPPORTED_VERSIONS)} "
+        f"(default: {DEFAULT_NOTION_VERSION})",
+    )
+    p.add_argument(
+        "--cache-size", type=_size, metavar="SIZE",
+        help=f"bound of the in-memory block cache: 64M, 1G, ... "
+        f"(default: {human_size(defaults.cache_size_bytes)})",
+    )
+    p.add_argument(
+        "--metadata-ttl", type=float, metavar="SECONDS",
+        help="seconds a listing stays fresh without a change feed "
+        f"(default: {defaults.metadata_ttl_s:g})",
+    )
+    p.add_argument(
+        "--deadline", type=float, metavar="SECONDS",
+        help=f"seconds any filesystem call may take (default: {defaults.op_deadline_s:g})",
+    )
+    p.add_argument(
+        "--poll-interval", type=float, metavar="SECONDS",
+        help=f"seconds between change-feed polls (default: {defaults.poll_interval_s:g}; "
+        "0 turns the feed off, and listings then expire after --metadata-ttl)",
+    )
+    p.add_argument(
+        "--backstop-ttl", type=float, metavar="SECONDS",
+        help="seconds a listing the feed reported no change in is trusted "
+        f"(default: {defaults.backstop_ttl_s:g})",
+    )
+    p.add_argument(
+        "--rate-limit", type=float, metavar="RPS",
+        help=f"API requests per second, on average "
+        f"(default: {defaults.rate_limit_rps:g}, as Notion)",
+    )
+    p.add_argument(
+        "--token-file", metavar="PATH",
+        help="read the Notion token from this file (default: $NOTION_TOKEN)",
+    )
     p.add_argument("--token", help=argparse.SUPPRESS)  # visible to other users: warned about
-    p.add_argument("--demo", action="store_true", help="mount the bundled demo workspace")
-    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
-    p.add_argument("-o", dest="fuse_options", action="append", default=[], help="FUSE options")
-    p.add_argument("--log-file", help="log here (default: stderr, or a file when backgrounded)")
-    p.add_argument("--debug", action="store_true", help="debug logging (secrets stay redacted)")
     p.add_argument(
-        "--fuse-binding",
-        choices=BINDINGS,
-        help="fusepy over libfuse 2, or mfusepy over libfuse 3 (default auto: fusepy where "
-        "libfuse 2 is installed; env NOTIONFS_FUSE_BINDING)",
+        "--demo", action="store_true",
+        help="mount the bundled demo workspace, no token needed (default: off)",
     )
+    p.add_argument(
+        "--allow-other", action="store_true",
+        help="let other users see the mount (default: only you)",
+    )
+    p.add_argument(
+        "-o", dest="fuse_options", action="append", default=[], metavar="OPTIONS",
+        help="FUSE mount options, comma-separated (default: none)",
+    )
+    p.add_argument(
+        "--log-file", metavar="PATH",
+        help="log here (default: stderr with --foreground, else "
+        "~/.cache/notionfs/mount-<mountpoint>.log)",
+    )
+    p.add_argument(
+        "--debug", action="store_true",
+        help="debug logging; secrets stay redacted (default: off)",
+    )
+    p.add_argument(
+        "--fuse-binding", choices=BINDINGS,
+        help="fusepy over libfuse 2, or mfusepy over libfuse 3; env NOTIONFS_FUSE_BINDING "
+        "(default: auto, fusepy where libfuse 2 is installed)",
+    )
+    # The background command's child says on this descriptor when its mount answers.
+    p.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    # mount(8) helpers are silent on success (`mount -a` at boot prints nothing).
+    p.add_argument("--quiet-success", action="store_true", help=argparse.SUPPRESS)
+
+
+def human_size(n_bytes: int) -> str:
+    """256M for 268435456: the largest binary unit that divides the size exactly."""
+    for power, suffix in ((4, "T"), (3, "G"), (2, "M"), (1, "K")):
+        if n_bytes and n_bytes % (1 << (10 * power)) == 0:
+            return f"{n_bytes >> (10 * power)}{suffix}"
+    return str(n_bytes)
 
 
 def _size(text: str) -> int:
@@ -363,14 +442,51 @@ def check_token(settings: Settings, client: NotionClient | None = None) -> str:
         client = NotionClient(settings)
     try:
         me = client.me()
-    except AuthError as exc:
-        raise ConfigError(f"Notion rejected the token ({exc.status} {exc.code})") from None
+    except ApiError as exc:
+        raise ConfigError(_explain_api_error(settings.api_url, exc)) from None
     except NetworkError as exc:
         raise ConfigError(f"cannot reach the Notion API at {settings.api_url}: {exc}") from None
     finally:
         if own_client:
             client.close()
     return me.workspace_name or me.name or "workspace"
+
+
+def _explain_api_error(api_url: str, exc: ApiError) -> str:
+    """One line on what the answer to GET /v1/users/me says about the URL and the token."""
+    from .models import MalformedResponse
+
+    base_hint = f"--api-url takes the API's base URL, such as {DEFAULT_API_URL}"
+    if isinstance(exc, MalformedResponse):
+        return (
+            f"{api_url} is not a Notion API (its answer to GET /v1/users/me is not a "
+            f"Notion user: {exc}); {base_hint}"
+        )
+    if exc.code.startswith("http_"):
+        # Notion answers every error with a JSON error object; this server did not.
+        return (
+            f"{api_url} is not a Notion API (GET /v1/users/me answered HTTP {exc.status} "
+            f"without a Notion error object); {base_hint}"
+        )
+    if exc.status in (401, 403) or exc.code in ("unauthorized", "restricted_resource"):
+        return f"Notion rejected the token ({exc.status} {exc.code})"
+    if exc.code == "invalid_request_url":
+        return f"{api_url} answered {exc.code} for GET /v1/users/me; {base_hint}"
+    return f"the Notion API at {api_url} failed the token check ({exc.status} {exc.code})"
+
+
+def check_api_url(api_url: str) -> None:
+    """A base URL such as https://api.notion.com: http(s), a host, no /v1 (paths add it)."""
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--api-url {api_url!r} is not an http(s) URL (the default is {DEFAULT_API_URL})"
+        )
+    if parts.path.rstrip("/").endswith("/v1"):
+        base = api_url.rstrip("/")[: -len("/v1")]
+        raise ConfigError(
+            f"--api-url {api_url}: drop /v1 (use {base}); notionfs adds /v1/... itself"
+        )
 
 
 @contextlib.contextmanager
@@ -388,11 +504,18 @@ def demo_backend(settings_overrides: dict[str, Any]) -> Iterator[dict[str, Any]]
 
 def mount_command(args: argparse.Namespace) -> int:
     mountpoint = Path(args.mountpoint).expanduser().absolute()
+    if not args.demo:
+        try:
+            check_api_url(Settings.from_env(api_url=args.api_url).api_url)
+        except ConfigError as exc:
+            print(f"notionfs: {exc}", file=sys.stderr)
+            return 2
     if not args.foreground:
         return _mount_in_background(args, mountpoint)
     redactor = configure_logging(args.debug, args.log_file)
     lifecycle = StopOnSignal(mountpoint)
     lifecycle.install()  # before any thread starts: every thread inherits the signal mask
+    _announce_when_mounted(lifecycle, args.ready_fd)
     overrides: dict[str, Any] = {
         "api_url": args.api_url,
         "notion_version": args.notion_version,
@@ -478,10 +601,44 @@ def _serve(
     logger.info("unmounted %s", mountpoint)
 
 
+def _announce_when_mounted(lifecycle: StopOnSignal, ready_fd: int | None) -> None:
+    """Once the kernel talks to this process's mount, say so: on ``ready_fd`` (the
+    background command waits on it) and to systemd (``Type=notify``), as rclone and sshfs
+    do. A process that dies first never says it, so nobody is told "mounted" for it."""
+    if ready_fd is not None:
+        os.set_inheritable(ready_fd, False)  # not to fusermount or any other child
+    notify_socket = os.environ.get("NOTIFY_SOCKET")
+    if ready_fd is None and not notify_socket:
+        return
+
+    def announce() -> None:
+        lifecycle.mounted.wait()
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, b"mounted\n")
+            with contextlib.suppress(OSError):
+                os.close(ready_fd)
+        if notify_socket:
+            sd_notify(notify_socket, f"READY=1\nSTATUS=mounted at {lifecycle.mountpoint}")
+
+    threading.Thread(target=announce, name="notionfs-ready", daemon=True).start()
+
+
+def sd_notify(notify_socket: str, message: str) -> None:
+    """systemd's readiness protocol: one datagram to $NOTIFY_SOCKET (sd_notify(3))."""
+    address = "\0" + notify_socket[1:] if notify_socket.startswith("@") else notify_socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(message.encode("utf-8"), address)
+    except OSError as exc:
+        logger.warning("could not notify systemd at %s: %s", notify_socket, exc)
+
+
 def _mount_in_background(args: argparse.Namespace, mountpoint: Path) -> int:
-    """Run the mount as a detached child and return once it is ready (or say why not)."""
+    """Run the mount as a detached child and return once its mount answers (or say why not)."""
     configure_logging(args.debug)
     env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)  # a service manager is told by the child it started
     argv = list(args.argv)
     if args.token:
         # Hand the token over through the environment, not the child's command line.
@@ -492,47 +649,146 @@ def _mount_in_background(args: argparse.Namespace, mountpoint: Path) -> int:
         else:
             argv = [a for a in argv if not a.startswith("--token=")]
     log_file = args.log_file or str(_default_log_file(mountpoint))
-    child = [sys.executable, "-m", "notionfs", *argv, "--foreground"]
+    ready_read, ready_write = os.pipe()
+    child = [sys.executable, "-m", "notionfs", *argv, "--foreground", "--ready-fd",
+             str(ready_write)]
     if not args.log_file:
         child += ["--log-file", log_file]
-    with open(log_file, "a", encoding="utf-8") as log:
-        start = log.tell()
-        proc = subprocess.Popen(
-            child,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    mounts_before = {mount_id for mount_id, _, _ in mounts_at(mountpoint)}
     try:
-        return _await_mount(proc, mountpoint, log_file, start)
+        with open(log_file, "a", encoding="utf-8") as log:
+            start = log.tell()
+            proc = subprocess.Popen(
+                child,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                pass_fds=(ready_write,),
+            )
+    finally:
+        os.close(ready_write)  # the child holds the only write end: its exit means EOF
+    try:
+        with os.fdopen(ready_read, "rb", buffering=0) as ready:
+            code = _await_mount(proc, mountpoint, ready, mounts_before, log_file, start)
     except KeyboardInterrupt:
         proc.terminate()  # the child stops cleanly on SIGTERM, mounted or not
         print("notionfs: interrupted", file=sys.stderr)
         return 130
+    if code == 0 and not args.quiet_success:
+        print(f"notionfs: mounted at {mountpoint} (log: {log_file})")
+        print(f"notionfs: unmount with: {' '.join(unmount_command(mountpoint, lazy=False))}")
+    return code
 
 
 def _await_mount(
-    proc: subprocess.Popen[bytes], mountpoint: Path, log_file: str, start: int
+    proc: subprocess.Popen[bytes],
+    mountpoint: Path,
+    ready: Any,
+    mounts_before: set[int],
+    log_file: str,
+    start: int,
+    timeout_s: float = 120.0,
 ) -> int:
-    deadline = time.monotonic() + 120
+    """0 once the child says its mount is made and the mountpoint shows that mount answering;
+    otherwise the child's own error, and its exit status."""
+    deadline = time.monotonic() + timeout_s
+    said_ready = False
     while time.monotonic() < deadline:
-        if os.path.ismount(mountpoint):
-            print(f"notionfs: mounted at {mountpoint} (log: {log_file})")
-            print(f"notionfs: unmount with: {' '.join(unmount_command(mountpoint, lazy=False))}")
-            return 0
-        if proc.poll() is not None:
-            with open(log_file, encoding="utf-8", errors="replace") as log:
-                log.seek(start)
-                tail = [line for line in log.read().splitlines() if line.strip()]
-            message = next((ln for ln in reversed(tail) if ln.startswith("notionfs:")), None)
-            print(message or f"notionfs: mount failed (see {log_file})", file=sys.stderr)
-            return proc.returncode or 1
-        time.sleep(0.1)
-    proc.terminate()
-    print(f"notionfs: the mount did not become ready in time (see {log_file})", file=sys.stderr)
-    return 1
+        readable, _, _ = select.select([ready], [], [], 0.25)
+        if readable:
+            said_ready = bool(ready.read(64))
+            break  # the child said it, or closed the pipe by exiting
+    if not said_ready:
+        try:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            _forward_log(log_file, start)
+            print(f"notionfs: the mount did not become ready in "
+                  f"{timeout_s:g} s (see {log_file})", file=sys.stderr)
+            return 1
+        error = _forward_log(log_file, start)
+        print(error or f"notionfs: mount failed (see {log_file})", file=sys.stderr)
+        return proc.returncode or 1
+    problem = _own_mount_problem(proc, mountpoint, mounts_before)
+    _forward_log(log_file, start)
+    if problem is not None:
+        print(f"notionfs: {mountpoint} {problem} (see {log_file})", file=sys.stderr)
+        if proc.poll() is None:
+            proc.terminate()
+        return 1
+    return 0
+
+
+def _own_mount_problem(
+    proc: subprocess.Popen[bytes], mountpoint: Path, mounts_before: set[int]
+) -> str | None:
+    """None when the mount on top of ``mountpoint`` is a notionfs mount made after we
+    started (so the child's), the child lives and the mount answers; else what is wrong."""
+    if proc.poll() is not None:
+        return f"was mounted, but its process exited ({proc.returncode})"
+    if sys.platform.startswith("linux"):
+        mounts = mounts_at(mountpoint)
+        if not mounts:
+            return "is not mounted"
+        mount_id, fstype, source = mounts[-1]  # the last mount made on a path is the one seen
+        if mount_id in mounts_before or fstype != "fuse.notionfs":
+            return f"shows another filesystem ({fstype} {source}), not this mount"
+    elif not os.path.ismount(mountpoint):
+        return "is not mounted"
+    try:
+        os.statvfs(mountpoint)  # statfs always reaches the server; stat may be cached
+        if not stat.S_ISDIR(mountpoint.stat().st_mode):
+            return "does not show a folder"
+    except OSError as exc:
+        return f"does not answer ({exc.strerror})"
+    return None
+
+
+def mounts_at(path: Path) -> list[tuple[int, str, str]]:
+    """(mount id, fstype, source) of each mount at ``path``, oldest first (Linux; [] elsewhere)."""
+    target = str(path)
+    found = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                front, _, back = line.rstrip("\n").partition(" - ")
+                fields, tail = front.split(" "), back.split(" ")
+                if len(fields) > 4 and len(tail) > 1 and _unescape_mount(fields[4]) == target:
+                    found.append((int(fields[0]), tail[0], _unescape_mount(tail[1])))
+    except OSError:
+        return []
+    return found
+
+
+def _unescape_mount(field: str) -> str:
+    """The kernel writes space, tab, newline and backslash in mountinfo as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+_LOG_LINE = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) [\w.]+: (.*)$")
+
+
+def _forward_log(log_file: str, start: int) -> str | None:
+    """Print on the terminal the warnings the child logged since ``start`` (they would
+    otherwise sit in a log nobody reads); return its last "notionfs: ..." line, its error."""
+    try:
+        with open(log_file, encoding="utf-8", errors="replace") as log:
+            log.seek(start)
+            lines = log.read().splitlines()
+    except OSError:
+        return None
+    error = None
+    for line in lines:
+        match = _LOG_LINE.match(line)
+        if match:
+            level = "warning" if match.group(1) == "WARNING" else "error"
+            print(f"notionfs: {level}: {match.group(2)}", file=sys.stderr)
+        elif line.startswith("notionfs:"):
+            error = line
+    return error
 
 
 def _default_log_file(mountpoint: Path) -> Path:
@@ -542,13 +798,112 @@ def _default_log_file(mountpoint: Path) -> Path:
     return directory / f"mount-{safe}.log"
 
 
+# ---- mount(8) helper: fstab lines, `mount -t fuse.notionfs`, systemd .mount units ------------
+
+# Options mount(8) and fstab use for their own purposes; a helper must not hand them to FUSE.
+HELPER_IGNORED_OPTIONS = frozenset(
+    {"defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev",
+     "nofail", "rw", "ro", "sync", "async"}
+)
+# fstab option -> `notionfs mount` flag taking a value.
+HELPER_VALUE_OPTIONS = {
+    "token_file": "--token-file",
+    "api_url": "--api-url",
+    "notion_version": "--notion-version",
+    "cache_size": "--cache-size",
+    "metadata_ttl": "--metadata-ttl",
+    "deadline": "--deadline",
+    "rate_limit": "--rate-limit",
+    "log_file": "--log-file",
+}
+HELPER_USAGE = (
+    "usage: mount.fuse.notionfs SOURCE MOUNTPOINT [-o token_file=PATH,OPTIONS]\n"
+    "  SOURCE: `notion`, or the API base URL (https://api.notion.com)\n"
+    "  options: token_file, api_url, notion_version, cache_size, metadata_ttl, deadline,\n"
+    "  rate_limit, log_file, debug; FUSE options (allow_other, uid=, ...) pass through"
+)
+
+
+def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:
+    """``notionfs mount`` arguments for mount(8)'s helper call ``SOURCE MOUNTPOINT [-sfnv]
+    [-o OPTIONS] [-t TYPE]`` (mount.fuse(8) calls ``notionfs SOURCE MOUNTPOINT -o OPTIONS``);
+    None when mount(8) asked only for a fake mount (-f)."""
+    positional: list[str] = []
+    options: list[str] = []
+    fake = False
+    items = iter(argv)
+    for item in items:
+        if item in ("-o", "-t", "-N"):
+            value = next(items, None)
+            if value is None:
+                raise ConfigError(f"{item} needs a value\n{HELPER_USAGE}")
+            if item == "-o":
+                options.extend(o for o in value.split(",") if o)
+        elif item.startswith("-o") and len(item) > 2:
+            options.extend(o for o in item[2:].split(",") if o)
+        elif item.startswith("-") and len(item) > 1:
+            fake = fake or "f" in item[1:]  # -s sloppy, -n no mtab, -v verbose: nothing to do
+        else:
+            positional.append(item)
+    if len(positional) != 2:
+        raise ConfigError(f"expected SOURCE and MOUNTPOINT\n{HELPER_USAGE}")
+    source, mountpoint = positional
+    command = ["mount", mountpoint, "--quiet-success"]
+    fuse: list[str] = []
+    api_url = source if source.startswith(("http://", "https://")) else None
+    for option in options:
+        key, sep, value = option.partition("=")
+        if key in ("token", "NOTION_TOKEN"):
+            raise ConfigError(
+                "a token= option would show the token in the mount table and in ps; "
+                "put it in a file (chmod 600) and pass token_file=PATH"
+            )
+        if key in HELPER_VALUE_OPTIONS:
+            if not sep or not value:
+                raise ConfigError(f"option {key} needs a value ({key}=...)")
+            if key == "api_url":
+                api_url = value
+            else:
+                command += [HELPER_VALUE_OPTIONS[key], value]
+        elif key == "debug":
+            command.append("--debug")
+        elif key in HELPER_IGNORED_OPTIONS or key.startswith(("x-", "comment")):
+            continue
+        else:
+            fuse.append(option)
+    if api_url is not None:
+        command += ["--api-url", api_url]
+    if fuse:
+        command += ["-o", ",".join(fuse)]
+    return None if fake else command
+
+
+def mount_helper(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``mount.fuse.notionfs``: what mount(8) runs for ``-t fuse.notionfs``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(HELPER_USAGE)
+        return 0
+    try:
+        command = mount_helper_argv(argv)
+    except ConfigError as exc:
+        print(f"notionfs: {exc}", file=sys.stderr)
+        return 2
+    if command is None:
+        return 0
+    return main(command)
+
+
 # ---- entry point ---------------------------------------------------------------------------
+
+COMMANDS = ("mount", "emulator")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notionfs", description="Mount a Notion workspace as a read-only filesystem."
     )
+    parser.add_argument("--version", action="version", version=f"notionfs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_mount_arguments(sub.add_parser("mount", help="mount a workspace"))
     emulator = sub.add_parser("emulator", help="serve the local Notion emulator (demo workspace)")
@@ -559,8 +914,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        # mount.fuse(8) runs `notionfs SOURCE MOUNTPOINT -o OPTIONS` for type fuse.notionfs.
+        return mount_helper(argv)
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
     if args.command == "mount":

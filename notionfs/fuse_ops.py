@@ -32,6 +32,19 @@ XATTR_PREFIX = "user.notion."
 # ENODATA is Linux's "no such attribute"; macOS calls it ENOATTR (93).
 ENOATTR = getattr(errno, "ENODATA", 93) if sys.platform != "darwin" else 93
 
+# Owner-writable modes, as network mounts show them: a copy taken out of the mount is then
+# the copier's to change, move and `rm -rf`. Writes still fail: the mount is read-only.
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+# GLib's trash (g_local_file_trash, XDG trash spec) on a mount without a writable
+# $topdir/.Trash-$uid fails with "Unable to find or create trash directory". An empty,
+# sticky $topdir/.Trash/$uid/{info,files} (the spec's administrator-made trash) leads it on
+# to creating the info file, which fails as what it is: "Read-only file system". Looked up
+# by name only; listings never show it.
+TRASH_DIR = "/.Trash"
+TRASH_SUBDIRS = ("info", "files")
+TRASH_INODE = 0x7E5A << 48  # far above the counted inodes of nodes; + 0..3
+
 # Operations a read-only filesystem refuses outright.
 WRITE_OPS = (
     "chmod", "chown", "create", "mkdir", "mknod", "rename", "rmdir", "symlink", "link",
@@ -189,7 +202,19 @@ class NotionOperations:
 
     @operation(MEMORY)
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
+        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
+            return self._trash_attrs(path)
         return self._attrs(self._node(path))
+
+    def _trash_attrs(self, path: str) -> dict[str, int]:
+        """The empty trash folders GLib looks for (see TRASH_DIR); nothing else is there."""
+        own = f"{TRASH_DIR}/{self._uid}"
+        paths = (TRASH_DIR, own, *(f"{own}/{name}" for name in TRASH_SUBDIRS))
+        if path not in paths:
+            raise FuseError(errno.ENOENT)
+        mode = stat.S_IFDIR | (0o1777 if path == TRASH_DIR else 0o700)
+        return {"st_mode": mode, "st_nlink": 2, "st_uid": self._uid, "st_gid": self._gid,
+                "st_size": 0, "st_blocks": 0, "st_ino": TRASH_INODE + paths.index(path)}
 
     def _attrs(self, node: Node, cached_only: bool = False) -> dict[str, int]:
         mtime_ns = int(node.mtime_s * 1e9)
@@ -204,14 +229,14 @@ class NotionOperations:
             "st_blksize": self._settings.st_blksize_bytes,
         }
         if node.is_dir:
-            attrs.update(st_mode=stat.S_IFDIR | 0o555, st_nlink=2, st_size=0, st_blocks=0)
+            attrs.update(st_mode=stat.S_IFDIR | DIR_MODE, st_nlink=2, st_size=0, st_blocks=0)
         else:
             if cached_only:
                 size = self._source.known_size(node) or 0
             else:
                 size = self._source.size(node)
             attrs.update(
-                st_mode=stat.S_IFREG | 0o444,
+                st_mode=stat.S_IFREG | FILE_MODE,
                 st_nlink=1,
                 st_size=size,
                 st_blocks=(size + 511) // 512,
@@ -220,6 +245,10 @@ class NotionOperations:
 
     @operation(MEMORY)
     def readdir(self, path: str, fh: Any, *flags: Any) -> list[DirEntry]:
+        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
+            attrs = self._trash_attrs(path)
+            return [(".", {"st_ino": attrs["st_ino"], "st_mode": stat.S_IFDIR}, 0),
+                    ("..", None, 0)]
         node = self._node(path)
         if not node.is_dir:
             raise FuseError(errno.ENOTDIR)
@@ -227,7 +256,10 @@ class NotionOperations:
 
     @operation(MEMORY)
     def access(self, path: str, amode: int) -> int:
-        self._node(path)
+        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
+            self._trash_attrs(path)
+        else:
+            self._node(path)
         if amode & os.W_OK:
             raise FuseError(errno.EROFS)
         return 0

@@ -59,6 +59,10 @@ PROBE_NAMES = frozenset(
 )  # fmt: skip
 # AppleDouble companions ("._photo.jpg") that macOS and Samba clients probe for every file.
 PROBE_PREFIXES = ("._",)
+# statfs: Notion has no quota to report; see NotionWorkspace.statfs.
+STATFS_BYTES = 1 << 50
+STATFS_FRAGMENT_BYTES = 4096
+STATFS_FILES = 10**9
 
 
 def is_probe_name(name: str) -> bool:
@@ -310,13 +314,16 @@ class NotionWorkspace:
         return values
 
     def statfs(self) -> FsStats:
+        # A capacity, so plain `df` lists the mount (it hides 0-block filesystems): what
+        # rclone reports for backends without a quota, 1 PiB all free and 10^9 inodes.
+        blocks = STATFS_BYTES // STATFS_FRAGMENT_BYTES
         return FsStats(
             block_size=self._settings.st_blksize_bytes,
-            fragment_size=4096,
-            blocks=0,
-            blocks_free=0,
-            files=0,
-            files_free=0,
+            fragment_size=STATFS_FRAGMENT_BYTES,
+            blocks=blocks,
+            blocks_free=blocks,
+            files=STATFS_FILES,
+            files_free=STATFS_FILES,
         )
 
     # ---- listing: fetch from Notion, then name and number --------------------------------
