@@ -220,7 +220,7 @@ def test_every_block_golden_links_are_the_expected_ones() -> None:
     links = links_in(body)
     relative = [link for link in links if "://" not in link]
     assert relative == [
-        "Child%20page/", "Inline%20database/", "image.png", "video.avi", "audio.wav",
+        "Child%20page/index.md", "Inline%20database/", "image.png", "video.avi", "audio.wav",
         "file.txt", "doc.pdf", "in%20toggle%20%281%29.png",
     ]
     absolute = [link for link in links if "://" in link]
