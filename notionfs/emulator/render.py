@@ -179,7 +179,7 @@ def page_url(title: str, object_id: str, version: str = V2022) -> str:
     id for an empty slug (databases get no slug). The host is the one each version's
     recordings show: https://www.notion.so/ at 2022-06-28 (recorded 2024), and
     https://app.notion.com/p/ from 2025-09-03 on (recorded 2026)."""
-    slug = re.sub(r"[^0-9A-Za-z]+", "-", title).strip("-")
+    slug = re.sub(r"[^0-9A-Za-z_]+", "-", title).strip("-")  # "_" stays (recorded)
     hex_id = dashed_id(object_id).replace("-", "")
     base = "https://www.notion.so/" if version < V2025 else "https://app.notion.com/p/"
     return f"{base}{slug}-{hex_id}" if slug else f"{base}{hex_id}"
@@ -268,7 +268,8 @@ def render_page(page: Page, ctx: RenderContext) -> Json:
     entry = ctx.index.entry_of(page)
     data_source = ctx.index.data_source_of(page)
     if data_source is None:
-        properties = {"title": {"id": "title", "type": "title", "title": rich_text(page.title)}}
+        title = rich_text(page.title) if page.title else []  # an untitled page: [] (recorded)
+        properties = {"title": {"id": "title", "type": "title", "title": title}}
     else:
         properties = render_row_properties(page, data_source, ctx)
     return {
