@@ -45,7 +45,8 @@ from notionfs.models import (
 from notionfs.ratelimit import TokenBucket
 from notionfs.retry import RetryPolicy
 
-__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "PACING_FRACTION", "UNREACHABLE_HOLD_S"]
+__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "PACING_FRACTION", "UNREACHABLE_HOLD_S",
+           "user_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -480,6 +481,13 @@ class NotionClient:
         token = self._settings.token
         return text.replace(token, "[redacted]") if token else text
 
+    def list_users(self) -> Iterator[User]:
+        """Every user of the workspace, people and bots (GET /v1/users, paginated). Needs the
+        user information capability: without it Notion answers 403 restricted_resource
+        (``user_names`` turns that into "no names")."""
+        for item in self.paginate("GET", "/v1/users"):
+            yield parse_user(item)
+
 
 class _Reachability:
     """Whether the API host answers connections; while it does not, calls fail at once."""
@@ -599,3 +607,15 @@ def _database_from_source(database_id: str, source: DataSource) -> Database:
         is_inline=source.is_inline,
         data_sources=(DataSourceRef(source.id, source.name),),
     )
+
+
+def user_names(client: NotionClient) -> dict[str, str]:
+    """User id -> name for every named workspace user; empty, not an error, when the
+    integration may not read users (403 restricted_resource: no user capability)."""
+    try:
+        return {user.id: user.name for user in client.list_users() if user.name}
+    except AuthError as error:
+        if error.status != 403 or error.code != "restricted_resource":
+            raise
+        logger.info("no user names: the integration may not read users (%s)", error.code)
+        return {}

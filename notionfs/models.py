@@ -100,6 +100,10 @@ class FilesProperty:
 
 @dataclass(frozen=True)
 class Page:
+    """A page. ``in_trash`` also reads the deprecated ``archived`` (its alias before
+    2026-03-11); ``is_archived`` is Notion's separate archive, which is not the trash
+    (docs/SEMANTICS.md, "Trashed, archived and locked pages")."""
+
     id: str
     title: str
     parent: Parent
@@ -111,6 +115,16 @@ class Page:
     cover: FileRef | None
     files_properties: tuple[FilesProperty, ...]
     raw_properties: Mapping[str, Any] = field(hash=False, repr=False)
+    is_archived: bool = False
+    is_locked: bool = False  # locked against edits in Notion's app; reading is unaffected
+
+    @property
+    def hidden(self) -> bool:
+        """Whether the mount leaves this page out: only a page in the trash is hidden.
+
+        An archived page is kept, not deleted, and stays readable through the API, so the
+        mount shows it where it sits (its index.md says ``archived: true``)."""
+        return self.in_trash
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,16 @@ def _time(d: Mapping[str, Any], key: str, what: str) -> datetime:
 def _in_trash(d: Mapping[str, Any]) -> bool:
     # 2026-03-11 dropped "archived"; older versions send both (or only "archived").
     return bool(d.get("in_trash") or d.get("archived"))
+
+
+def _flag(d: Mapping[str, Any], key: str, what: str) -> bool:
+    """An optional boolean field (absent in older API versions, or null: false)."""
+    value = d.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise MalformedResponse(f"{what}: malformed field {key!r}")
+    return value
 
 
 def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -366,6 +390,8 @@ def parse_page(d: Any) -> Page:
         cover=_maybe_file(p.get("cover"), "cover"),
         files_properties=_files_properties(props),
         raw_properties=_frozen(props),
+        is_archived=_flag(p, "is_archived", "page"),
+        is_locked=_flag(p, "is_locked", "page"),
     )
 
 

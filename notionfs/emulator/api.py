@@ -6,8 +6,7 @@ an ``ApiResponse``; ``server.py`` puts it on a socket, tests may call it in-proc
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import json
 import logging
 import re
@@ -34,6 +33,7 @@ from notionfs.emulator.render import (
     VERSIONS,
     Json,
     RenderContext,
+    bot_user_id,
     iso_time,
     page_title,
     plain_value,
@@ -45,7 +45,7 @@ from notionfs.emulator.render import (
     render_data_source,
     render_database,
     render_page,
-    render_person_user,
+    workspace_users,
 )
 
 __all__ = [
@@ -85,16 +85,23 @@ _STATUS_ERRORS: dict[int, tuple[str, str]] = {
 
 
 class ApiFailure(Exception):
-    """An error answer: Notion's ``{object: "error", status, code, message}``."""
+    """An error answer: Notion's ``{object: "error", status, code, message}``, with
+    ``additional_data`` where Notion sends it (a 404 names the integration's id)."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        additional_data: Json | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.additional_data = additional_data
 
     @classmethod
     def for_status(cls, status: int) -> ApiFailure:
@@ -137,18 +144,27 @@ class PageSlice(Generic[T]):
     has_more: bool
 
 
+_CURSOR = re.compile(r"([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})")
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
 def _encode_cursor(page_no: int, key: str) -> str:
-    raw = f"{page_no}:{key}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """A UUID, as Notion's cursors are: the page number (8 hex digits), then 24 hex digits
+    that name the next item (a digest of its key)."""
+    raw = f"{page_no:08x}{_key_digest(key)}"
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        page_no, key = raw.split(":", 1)
-        return int(page_no), key
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise _invalid_cursor(cursor) from exc
+    """(page number, digest of the next item's key)."""
+    found = _CURSOR.fullmatch(cursor)
+    if found is None:
+        raise _invalid_cursor(cursor)
+    raw = "".join(found.groups())
+    return int(raw[:8], 16), raw[8:]
 
 
 def _invalid_cursor(cursor: str) -> ApiFailure:
@@ -163,13 +179,15 @@ def paginate(
     page_size: int,
     short_pages: bool,
 ) -> PageSlice[T]:
-    """One page of ``items``. Cursors are opaque: the page number and the key of the next
-    item (``key(position, item)``), base64-encoded, much as Notion's cursors name the next
-    block. A cursor whose item is gone is rejected like any bad cursor."""
+    """One page of ``items``. Cursors are opaque UUIDs naming the page number and the next
+    item (``key(position, item)``), much as Notion's cursors name the next block. A cursor
+    whose item is gone is rejected like any bad cursor."""
     page_no, start = 0, 0
     if start_cursor is not None:
         page_no, wanted = _decode_cursor(start_cursor)
-        start = next((i for i, item in enumerate(items) if key(i, item) == wanted), -1)
+        start = next(
+            (i for i, item in enumerate(items) if _key_digest(key(i, item)) == wanted), -1
+        )
         if start < 0 or page_no < 1:
             raise _invalid_cursor(start_cursor)
     size = page_size
@@ -321,6 +339,9 @@ class NotionApi:
                 route, params, query_string, lower_headers, body, body_invalid, request_id,
                 raw_body,
             )
+            if "request_id" not in result:
+                # Every answer carries one, single objects too (recorded).
+                result = {**result, "request_id": request_id}
             response = ApiResponse(200, result)
         except ApiFailure as failure:
             response = self._error(failure, request_id)
@@ -343,13 +364,15 @@ class NotionApi:
 
     @staticmethod
     def _error(failure: ApiFailure, request_id: str) -> ApiResponse:
-        body = {
+        body: Json = {
             "object": "error",
             "status": failure.status,
             "code": failure.code,
             "message": failure.message,
-            "request_id": request_id,
         }
+        if failure.additional_data is not None:
+            body["additional_data"] = failure.additional_data
+        body["request_id"] = request_id
         return ApiResponse(failure.status, body, dict(failure.headers))
 
     def _respond(
@@ -441,10 +464,14 @@ class NotionApi:
             )
         entry = call.index.get(raw)
         if entry is None or not isinstance(entry.obj, types) or not call.index.visible(entry):
+            workspace = call.index.workspace
+            # Notion names the integration and gives its id (recorded, 2026).
             raise ApiFailure(
                 404,
                 "object_not_found",
-                f"Could not find {noun} with ID: {dashed_id(raw)}. {_NOT_SHARED}",
+                f"Could not find {noun} with ID: {dashed_id(raw)}. "
+                f"{_NOT_SHARED.rstrip('.')} {json.dumps(workspace.bot_name)}.",
+                additional_data={"integration_id": bot_user_id(workspace)},
             )
         return entry
 
@@ -463,11 +490,24 @@ class NotionApi:
         return render_bot_user(call.index.workspace)
 
     def _users_get(self, call: Call) -> Json:
-        workspace = call.index.workspace
-        for user in (render_bot_user(workspace), render_person_user(workspace)):
+        _require_user_capability(call)
+        for user in workspace_users(call.index.workspace, call.version):
             if id_key(user["id"]) == id_key(call.params[0]):
                 return user
         raise ApiFailure(404, "object_not_found", f"Could not find user with ID: {call.params[0]}.")
+
+    def _users_list(self, call: Call) -> Json:
+        _require_user_capability(call)
+        users = workspace_users(call.index.workspace, call.version)
+        page_size, cursor = _page_args(call.query, "query")
+        part = paginate(
+            users,
+            lambda _position, user: str(user["id"]),
+            start_cursor=cursor,
+            page_size=page_size,
+            short_pages=self.short_pages,
+        )
+        return _list_body("user", part.items, part, call.request_id)
 
     def _search(self, call: Call) -> Json:
         query = call.body.get("query")
@@ -600,6 +640,13 @@ class NotionApi:
         )
         results = [render_page(row, call.ctx) for row in part.items]
         return _list_body(kind, results, part, call.request_id)
+
+
+def _require_user_capability(call: Call) -> None:
+    if not call.index.workspace.user_capability:
+        raise ApiFailure(
+            403, "restricted_resource", "Insufficient permissions for this endpoint."
+        )
 
 
 # ---- search and sort helpers --------------------------------------------------------------
@@ -737,7 +784,8 @@ def _by_name(name: str) -> _Handler:
 
 _ROUTES: list[_Route] = [
     _route("GET", "/v1/users/me", _by_name("_users_me")),
-    _route("GET", "/v1/users/{id}", NotionApi._users_get),
+    _route("GET", "/v1/users", _by_name("_users_list")),
+    _route("GET", "/v1/users/{id}", _by_name("_users_get")),
     _route("POST", "/v1/search", NotionApi._search),
     _route("GET", "/v1/pages/{id}", NotionApi._get_page),
     _route("GET", "/v1/pages/{id}/properties/{property_id}", NotionApi._get_page_property),

@@ -125,6 +125,8 @@ class Page:
     id: str = ""
     created_time: datetime | None = None
     last_edited_time: datetime | None = None
+    is_archived: bool = False  # Notion's archive: set aside, not in the trash
+    is_locked: bool = False
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Database:
     id: str = ""
     created_time: datetime | None = None
     last_edited_time: datetime | None = None
+    is_locked: bool = False
 
     def __post_init__(self) -> None:
         if not self.data_sources:
@@ -192,6 +195,13 @@ class Workspace:
     pages: list[Page | Database] = field(default_factory=list)
     seed: str = "notionfs"
     bot_name: str = "notionfs emulator"
+    # The workspace's own person, who created and edited everything.
+    person_name: str = "Emulated Person"
+    person_email: str = "person@example.com"
+    person_avatar_url: str | None = None
+    # Whether the integration has a user information capability: without it Notion answers
+    # GET /v1/users with 403 restricted_resource and people values as partial users.
+    user_capability: bool = True
     _issued: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def assign_ids(self) -> None:

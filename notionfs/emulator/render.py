@@ -34,6 +34,7 @@ __all__ = [
     "Json",
     "RenderContext",
     "iso_time",
+    "database_time",
     "page_url",
     "property_id",
     "option_json",
@@ -96,6 +97,13 @@ class RenderContext:
         return self.version < V2026
 
     @property
+    def has_2025_fields(self) -> bool:
+        """Fields Notion's 2022-06-28 answers lack (recorded 2024) and later ones carry
+        (recorded 2026): a page's is_archived and is_locked, a database's is_locked, schema
+        and option descriptions, a person's email_verified, a paragraph's icon."""
+        return self.version >= V2025
+
+    @property
     def user_id(self) -> str:
         return person_user_id(self.index.workspace)
 
@@ -105,12 +113,22 @@ class RenderContext:
 
 def iso_time(moment: datetime | None) -> str:
     """Notion's timestamp form, e.g. 2026-01-05T10:30:00.000Z (UTC, milliseconds)."""
+    return _utc_millis(moment) + "Z"
+
+
+def database_time(moment: datetime | None, ctx: RenderContext) -> str:
+    """A database's own times: from 2025-09-03 on Notion writes them with an offset,
+    2026-07-04T09:08:57.778+00:00 (recorded), where everything else reads ...000Z."""
+    return _utc_millis(moment) + ("+00:00" if ctx.has_data_sources else "Z")
+
+
+def _utc_millis(moment: datetime | None) -> str:
     if moment is None:
         moment = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def bot_user_id(workspace: Workspace) -> str:
@@ -128,26 +146,43 @@ def _user_ref(user_id: str) -> Json:
 
 def _user_json(user: Any, ctx: RenderContext) -> Json:
     """A people value: a full person for users the model names (or the workspace's
-    person), else a partial user (Notion's answer for users the integration cannot read)."""
+    person), else a partial user (Notion's answer for users the integration cannot read,
+    and for every user when it lacks the user information capability)."""
+    workspace = ctx.index.workspace
+    if not workspace.user_capability:
+        return _user_ref(str(user["id"]) if isinstance(user, dict) else str(user))
     if isinstance(user, dict):
-        return {
-            "object": "user",
-            "id": dashed_id(str(user["id"])),
-            "name": user.get("name"),
-            "avatar_url": None,
-            "type": "person",
-            "person": {"email": user["email"]} if user.get("email") else {},
-        }
+        return _person_json(user, ctx.version)
     if dashed_id(str(user)) == dashed_id(ctx.user_id):
-        return render_person_user(ctx.index.workspace)
+        return render_person_user(workspace, ctx.version)
     return _user_ref(str(user))
 
 
-def page_url(title: str, object_id: str) -> str:
-    """https://www.notion.so/<Title-Slug>-<id without dashes>, as Notion builds it."""
-    slug = re.sub(r"[^0-9A-Za-z]+", "-", title).strip("-")
+def _person_json(user: dict[str, Any], version: str) -> Json:
+    person: Json = {}
+    if user.get("email"):
+        person["email"] = user["email"]
+        if version >= V2025:
+            person["email_verified"] = True
+    return {
+        "object": "user",
+        "id": dashed_id(str(user["id"])),
+        "name": user.get("name"),
+        "avatar_url": user.get("avatar_url"),
+        "type": "person",
+        "person": person,
+    }
+
+
+def page_url(title: str, object_id: str, version: str = V2022) -> str:
+    """An object's ``url`` as Notion builds it: <Title-Slug>-<id without dashes>, or the bare
+    id for an empty slug (databases get no slug). The host is the one each version's
+    recordings show: https://www.notion.so/ at 2022-06-28 (recorded 2024), and
+    https://app.notion.com/p/ from 2025-09-03 on (recorded 2026)."""
+    slug = re.sub(r"[^0-9A-Za-z_]+", "-", title).strip("-")  # "_" stays (recorded)
     hex_id = dashed_id(object_id).replace("-", "")
-    return f"https://www.notion.so/{slug}-{hex_id}" if slug else f"https://www.notion.so/{hex_id}"
+    base = "https://www.notion.so/" if version < V2025 else "https://app.notion.com/p/"
+    return f"{base}{slug}-{hex_id}" if slug else f"{base}{hex_id}"
 
 
 def property_id(name: str, property_type: str) -> str:
@@ -173,6 +208,15 @@ def _trash_fields(trashed: bool, ctx: RenderContext) -> Json:
     if ctx.has_archived:
         return {"archived": trashed, "in_trash": trashed}
     return {"in_trash": trashed}
+
+
+def _page_state_fields(page: Page, trashed: bool, ctx: RenderContext) -> Json:
+    """in_trash (and the deprecated archived, its alias), then from 2025-09-03 on Notion's
+    separate archive (is_archived) and the edit lock (is_locked), as recorded."""
+    fields = _trash_fields(trashed, ctx)
+    if ctx.has_2025_fields:
+        fields.update(is_archived=page.is_archived, is_locked=page.is_locked)
+    return fields
 
 
 def _icon_json(icon: FileSpec | str | None, ctx: RenderContext) -> Json | None:
@@ -224,7 +268,8 @@ def render_page(page: Page, ctx: RenderContext) -> Json:
     entry = ctx.index.entry_of(page)
     data_source = ctx.index.data_source_of(page)
     if data_source is None:
-        properties = {"title": {"id": "title", "type": "title", "title": rich_text(page.title)}}
+        title = rich_text(page.title) if page.title else []  # an untitled page: [] (recorded)
+        properties = {"title": {"id": "title", "type": "title", "title": title}}
     else:
         properties = render_row_properties(page, data_source, ctx)
     return {
@@ -234,10 +279,9 @@ def render_page(page: Page, ctx: RenderContext) -> Json:
         "cover": _cover_json(page.cover, ctx),
         "icon": _icon_json(page.icon, ctx),
         "parent": parent_json(entry, ctx),
-        **_trash_fields(entry.trashed, ctx),
-        "is_locked": False,
+        **_page_state_fields(page, entry.trashed, ctx),
         "properties": properties,
-        "url": page_url(page_title(page, data_source), page.id),
+        "url": page_url(page_title(page, data_source), page.id, ctx.version),
         "public_url": None,
     }
 
@@ -548,6 +592,9 @@ def _block_payload(block: Block, ctx: RenderContext) -> Json:
     if block.synced_from is not None:
         return {"synced_from": {"type": "block_id", "block_id": dashed_id(block.synced_from.id)}}
     payload = copy.deepcopy(block.payload)
+    if block.type == "paragraph" and ctx.has_2025_fields and "icon" not in payload:
+        # Recorded from 2025-09-03 on: rich_text, icon (null), color.
+        payload = {"rich_text": payload.pop("rich_text", []), "icon": None, **payload}
     if block.file is not None:
         # Notion's order: caption, type, file|external, name.
         payload = {
@@ -566,13 +613,10 @@ def render_schema(ds: DataSource, ctx: RenderContext) -> Json:
     """A data source's property schema, option lists gathered from its rows."""
     schema: Json = {}
     for name, kind in ds.properties.items():
-        schema[name] = {
-            "id": property_id(name, kind),
-            "name": name,
-            "type": kind,
-            "description": None,
-            kind: _property_config(ds, name, kind, ctx),
-        }
+        prop: Json = {"id": property_id(name, kind), "name": name, "type": kind}
+        if ctx.has_2025_fields:
+            prop["description"] = None  # not sent at 2022-06-28 (recorded)
+        schema[name] = {**prop, kind: _property_config(ds, name, kind, ctx)}
     return schema
 
 
@@ -580,7 +624,8 @@ def _property_config(ds: DataSource, name: str, kind: str, ctx: RenderContext) -
     if kind == "number":
         return {"format": "number"}
     if kind in ("select", "multi_select", "status"):
-        options = [{**option_json(o), "description": None} for o in _option_names(ds, name)]
+        described = {"description": None} if ctx.has_2025_fields else {}
+        options = [{**option_json(o), **described} for o in _option_names(ds, name)]
         if kind != "status":
             return {"options": options}
         return {"options": options, "groups": _status_groups(options)}
@@ -651,8 +696,9 @@ def _relation_config(ds: DataSource, name: str, ctx: RenderContext) -> Json:
     return {**config, "type": "single_property", "single_property": {}}
 
 
-def _database_url(obj: Database | DataSource) -> str:
-    return "https://www.notion.so/" + dashed_id(obj.id).replace("-", "")
+def _database_url(db: Database, ctx: RenderContext) -> str:
+    """A database's url: its bare id (no slug). A data source's url is its database's."""
+    return page_url("", db.id, ctx.version)
 
 
 def render_database(db: Database, ctx: RenderContext) -> Json:
@@ -666,10 +712,10 @@ def render_database(db: Database, ctx: RenderContext) -> Json:
         "parent": parent_json(entry, ctx),
         "is_inline": db.inline,
         **_trash_fields(entry.trashed, ctx),
-        "is_locked": False,
+        **({"is_locked": db.is_locked} if ctx.has_2025_fields else {}),
         "icon": _icon_json(db.icon, ctx),
         "cover": _cover_json(db.cover, ctx),
-        "url": _database_url(db),
+        "url": _database_url(db, ctx),
         "public_url": None,
     }
     if not ctx.has_data_sources:
@@ -680,8 +726,8 @@ def render_database(db: Database, ctx: RenderContext) -> Json:
         }
     return {
         **common,
-        "created_time": iso_time(db.created_time),
-        "last_edited_time": iso_time(db.last_edited_time),
+        "created_time": database_time(db.created_time, ctx),
+        "last_edited_time": database_time(db.last_edited_time, ctx),
         "data_sources": [{"id": dashed_id(ds.id), "name": ds.title} for ds in db.data_sources],
     }
 
@@ -702,7 +748,7 @@ def render_data_source(ds: DataSource, ctx: RenderContext) -> Json:
         **_trash_fields(entry.trashed, ctx),
         "icon": _icon_json(db.icon, ctx),
         "cover": _cover_json(db.cover, ctx),
-        "url": _database_url(ds),
+        "url": _database_url(db, ctx),
         "public_url": None,
     }
 
@@ -725,12 +771,36 @@ def render_bot_user(workspace: Workspace) -> Json:
     }
 
 
-def render_person_user(workspace: Workspace) -> Json:
-    return {
-        "object": "user",
-        "id": person_user_id(workspace),
-        "name": "Emulated Person",
-        "avatar_url": None,
-        "type": "person",
-        "person": {"email": "person@example.com"},
-    }
+def render_person_user(workspace: Workspace, version: str = V2025) -> Json:
+    """The workspace's own person, who created and edited everything."""
+    return _person_json(
+        {"id": person_user_id(workspace), "name": workspace.person_name,
+         "email": workspace.person_email, "avatar_url": workspace.person_avatar_url},
+        version,
+    )
+
+
+def workspace_users(workspace: Workspace, version: str) -> list[Json]:
+    """GET /v1/users: the workspace's members (its own person, then every person the
+    pages name with a name, in document order), then the integration's bot."""
+    users = [render_person_user(workspace, version)]
+    seen = {users[0]["id"]}
+    for member in _named_people(workspace):
+        user = _person_json(member, version)
+        if user["id"] not in seen:
+            seen.add(user["id"])
+            users.append(user)
+    return [*users, render_bot_user(workspace)]
+
+
+def _named_people(workspace: Workspace) -> list[dict[str, Any]]:
+    found = []
+    for obj in workspace.walk():
+        if not isinstance(obj, Page):
+            continue
+        for value in obj.properties.values():
+            values = value if isinstance(value, list) else [value]
+            if isinstance(value, dict):
+                values = [value.get("verified_by")]  # a verification
+            found += [v for v in values if isinstance(v, dict) and "id" in v and v.get("name")]
+    return found

@@ -40,7 +40,7 @@ from .model import (
     synced_copy,
     toggle,
 )
-from .render import person_user_id
+from .render import V2025, page_url, person_user_id
 
 __all__ = [
     "CONTENT_TYPES",
@@ -262,7 +262,8 @@ class Linker:
 
         def fix() -> None:
             ref["id"] = target.id
-            run["href"] = "https://www.notion.so/" + target.id.replace("-", "")
+            # The link Notion writes today (app.notion.com/p/<id>, as its 2026 answers).
+            run["href"] = page_url("", target.id, V2025)
 
         self._fixes.append(fix)
         return [run]

@@ -210,12 +210,26 @@ class WritableApi(NotionApi):
 
     # ---- users/me: the workspace and its upload limit --------------------------------------
 
+    # Notion's 2026 answers tell the bot's workspace and upload limit wherever the bot user
+    # appears (users/me, users/{id}, the users list); its 2022-06-28 answers did not.
     def _users_me(self, call: Call) -> Json:
-        body = super()._users_me(call)
-        bot = dict(body.get("bot") or {})
+        return self._with_workspace(super()._users_me(call), call)
+
+    def _users_get(self, call: Call) -> Json:
+        return self._with_workspace(super()._users_get(call), call)
+
+    def _users_list(self, call: Call) -> Json:
+        body = super()._users_list(call)
+        results = [self._with_workspace(user, call) for user in body.get("results", [])]
+        return {**body, "results": results}
+
+    def _with_workspace(self, user: Json, call: Call) -> Json:
+        if user.get("type") != "bot" or call.version == V2022:
+            return user
+        bot = dict(user.get("bot") or {})
         bot["workspace_id"] = workspace_id(self)
         bot["workspace_limits"] = {"max_file_upload_size_in_bytes": self.uploads.max_file_bytes}
-        return {**body, "bot": bot}
+        return {**user, "bot": bot}
 
     # ---- file uploads ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from notionfs.render.markdown import BlockNode, StaticLinks, collect_nodes, rend
 from notionfs.render.properties import (
     PropertyFetcher,
     TitleLookup,
+    UserLookup,
     property_text,
     row_properties,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "StaticLinks",
     "PropertyFetcher",
     "TitleLookup",
+    "UserLookup",
     "collect_nodes",
     "notion_url",
     "property_text",

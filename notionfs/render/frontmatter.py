@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 __all__ = ["FrontMatterValue", "yaml_string", "front_matter"]
 
-FrontMatterValue = str | datetime | Mapping[str, str]
+FrontMatterValue = str | bool | datetime | Mapping[str, str]
 
 # Strings left unquoted: letters first, then letters, digits, spaces and a few marks that
 # mean nothing to YAML in a block mapping value. Anything else is double-quoted.
@@ -44,12 +44,14 @@ def front_matter(fields: Sequence[tuple[str, FrontMatterValue]]) -> str:
     """A ``---`` delimited YAML block; mapping values become an indented mapping.
 
     Keys given here are trusted identifiers (``id``, ``title``); keys of nested mappings
-    (property names) are quoted like any string. Datetimes are written in UTC, to the
-    second, ISO 8601.
+    (property names) are quoted like any string. Booleans are YAML ``true`` / ``false``.
+    Datetimes are written in UTC, to the second, ISO 8601.
     """
     lines = ["---"]
     for key, value in fields:
-        if isinstance(value, str):
+        if isinstance(value, bool):
+            lines.append(f"{key}: {'true' if value else 'false'}")
+        elif isinstance(value, str):
             lines.append(f"{key}: {yaml_string(value)}")
         elif isinstance(value, datetime):
             # Unquoted, so YAML readers see a timestamp (YAML 1.1 timestamp type).

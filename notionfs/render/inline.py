@@ -23,6 +23,9 @@ __all__ = [
     "code_span",
     "link_destination",
     "notion_url",
+    "notion_link_id",
+    "page_text_link",
+    "PAGE_TEXT",
     "date_text",
     "relative_link",
 ]
@@ -53,6 +56,17 @@ class Links(Protocol):
 def notion_url(object_id: str) -> str:
     """https://www.notion.so/<id without dashes>: Notion resolves it to the object."""
     return "https://www.notion.so/" + normalize_id(object_id).replace("-", "")
+
+
+# The file that holds a page folder's text: links to a page point at it, so a Markdown
+# viewer opens the page rather than a folder listing.
+PAGE_TEXT = "index.md"
+
+
+def page_text_link(folder: str) -> str:
+    """A link to a page's folder ("Child%20page/") as a link to its text
+    ("Child%20page/index.md"); anything else (already a file) unchanged."""
+    return folder + PAGE_TEXT if folder.endswith("/") else folder
 
 
 def relative_link(name: str, *, directory: bool) -> str:
@@ -135,10 +149,23 @@ def date_text(date: Mapping[str, Any] | None) -> str:
 
 # ---- rich text -----------------------------------------------------------------------------
 
+# A link to a Notion page or database, as Notion writes them: www.notion.so/<slug>-<id> and
+# www.notion.so/<workspace>/<slug>-<id> (to 2025), app.notion.com/p/<slug>-<id> (2026), the
+# bare id in place of <slug>-<id>, a path of just "/<id>" inside Notion, and any ?query
+# (?v=<view> names a database view, ?pvs=4 a share) or #fragment (a block) after it.
 _NOTION_PAGE_LINK = re.compile(
-    r"^(?:https?://(?:www\.)?notion\.so/(?:[^/?#]*/)*(?:[^/?#]*-)?|/)"
-    r"([0-9a-fA-F]{32}|[0-9a-fA-F-]{36})(?:[?#].*)?$"
+    r"^(?:https?://(?:www\.|app\.)?notion\.(?:so|com)/(?:[^/?#]*/)*(?:[^/?#]*-)?|/)"
+    r"(?P<id>[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})/?"
+    r"(?P<rest>[?#].*)?$"
 )
+# "?v=<view id>": a link to a database (one of its views), never to a page.
+_VIEW_QUERY = re.compile(r"^\?(?:[^#]*&)?v=")
+
+
+def notion_link_id(url: str) -> str | None:
+    """The id of the page or database a Notion link points at, or None for other links."""
+    found = _NOTION_PAGE_LINK.match(url)
+    return None if found is None else normalize_id(found.group("id"))
 
 
 @dataclass(frozen=True)
@@ -180,7 +207,10 @@ def _mention_segment(run: Mapping[str, Any], style: _Style, links: Links) -> _Se
     if kind in ("page", "database") and isinstance(value.get("id"), str):
         target = normalize_id(value["id"])
         title = links.title(target) or plain or "Untitled"
-        return _Segment(title, style, links.child(target) or links.page_url(target))
+        folder = links.child(target)
+        if folder is not None and kind == "page":
+            folder = page_text_link(folder)
+        return _Segment(title, style, folder or links.page_url(target))
     if kind == "user":
         name = value.get("name")
         return _Segment(plain or (f"@{name}" if name else "@someone"), style, None)
@@ -216,12 +246,17 @@ def _segment(run: Mapping[str, Any], links: Links) -> _Segment:
 
 
 def _resolve_href(href: str, links: Links) -> str:
-    """Links to Notion pages point at their folder when it is beside index.md."""
+    """Links to Notion pages point at their index.md, to databases at their folder, when
+    the mount holds them (``links.child``); other Notion links at the object's URL."""
     found = _NOTION_PAGE_LINK.match(href)
     if found is None:
         return href
-    target = normalize_id(found.group(1))
-    return links.child(target) or links.page_url(target)
+    target = normalize_id(found.group("id"))
+    folder = links.child(target)
+    if folder is None:
+        return links.page_url(target)
+    is_view = _VIEW_QUERY.match(found.group("rest") or "") is not None
+    return folder if is_view else page_text_link(folder)
 
 
 def _merged(segments: Sequence[_Segment]) -> list[_Segment]:

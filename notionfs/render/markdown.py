@@ -17,6 +17,7 @@ from notionfs.render.inline import (
     html_text,
     link_destination,
     notion_url,
+    page_text_link,
     plain_rich_text,
     render_rich_text,
 )
@@ -122,6 +123,8 @@ def render_page(
         fields.append(("icon", page.icon.emoji))
     if cover is not None:
         fields.append(("cover", unquote(cover)))
+    if page.is_archived:
+        fields.append(("archived", True))  # in Notion's archive, not its trash
     if properties is not None:
         fields.append(("properties", dict(properties)))
     parts = [front_matter(fields), "# " + _heading_text(escape_text(title))]
@@ -344,7 +347,10 @@ def _link_block(node: BlockNode, ctx: _Context, _n: int) -> str:
 def _child(node: BlockNode, ctx: _Context, _n: int) -> str:
     block = node.block
     title = (block.title or ctx.links.title(block.id) or "").strip() or "Untitled"
-    target = ctx.links.child(block.id) or ctx.links.page_url(block.id)
+    folder = ctx.links.child(block.id)
+    if folder is not None and block.type == "child_page":
+        folder = page_text_link(folder)  # a database folder holds no index.md
+    target = folder or ctx.links.page_url(block.id)
     return f"[{_heading_text(escape_text(title))}]({link_destination(target)})"
 
 
@@ -358,9 +364,11 @@ def _link_to_page(node: BlockNode, ctx: _Context, _n: int) -> str:
     title = ctx.links.title(target)
     relative = ctx.links.child(target)
     url = relative or ctx.links.page_url(target)
+    if relative is not None and kind == "page_id":
+        url = page_text_link(relative)
     if not title:
         # The folder's own name, else the address itself.
-        title = unquote(relative.rstrip("/")) if relative else url
+        title = unquote(relative.rstrip("/").rsplit("/", 1)[-1]) if relative else url
     return f"[{escape_text(' '.join(title.split())) or 'Untitled'}]({link_destination(url)})"
 
 

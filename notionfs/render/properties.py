@@ -12,6 +12,7 @@ from notionfs.render.inline import date_text, notion_url, plain_rich_text
 __all__ = [
     "PropertyFetcher",
     "TitleLookup",
+    "UserLookup",
     "REFERENCE_LIMIT",
     "property_text",
     "row_properties",
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 PropertyFetcher = Callable[[str, str], list[dict[str, Any]]]
 # object id -> a known title (pages, databases) or name (users), or None.
 TitleLookup = Callable[[str], "str | None"]
+# user id -> the user's name (from GET /v1/users), or None when unknown.
+UserLookup = Callable[[str], "str | None"]
 
 # A page object holds at most this many references per property: relations say so with
 # has_more; title, rich_text and people lists just stop (Notion API reference, "Retrieve a
@@ -46,8 +49,12 @@ def property_text(
     page_id: str,
     fetch: PropertyFetcher | None,
     title: TitleLookup,
+    user_name: UserLookup | None = None,
 ) -> str:
     """One property value (as the page object holds it) as text.
+
+    People, created_by, last_edited_by (and a verification's verifier) show the user's
+    name: the one the value carries, else ``user_name(id)``, else the id.
 
     When the page object's value may be cut short (a relation with ``has_more``, or a
     title / rich_text / people list at the 25-item cap) and ``fetch`` is given, the whole
@@ -60,7 +67,15 @@ def property_text(
     if fetch is not None and isinstance(prop_id, str) and _truncated(kind, prop, value):
         items = fetch(page_id, prop_id)
         value = [item.get(kind) for item in items if item.get("type") == kind]
-    return value_text(kind, value, title)
+    return value_text(kind, value, _with_users(title, user_name))
+
+
+def _with_users(title: TitleLookup, user_name: UserLookup | None) -> TitleLookup:
+    """One lookup for titles and user names (both keyed by ids, which never collide)."""
+    if user_name is None:
+        return title
+    names = user_name
+    return lambda object_id: names(object_id) or title(object_id)
 
 
 def value_text(kind: str, value: Any, title: TitleLookup) -> str:
@@ -73,13 +88,19 @@ def value_text(kind: str, value: Any, title: TitleLookup) -> str:
 
 
 def row_properties(
-    page: Page, *, fetch: PropertyFetcher | None, title: TitleLookup
+    page: Page,
+    *,
+    fetch: PropertyFetcher | None,
+    title: TitleLookup,
+    user_name: UserLookup | None = None,
 ) -> dict[str, str]:
-    """Every property of a database row as name -> text; the title property first."""
+    """Every property of a database row as name -> text; the title property first.
+    ``user_name`` names the users that values give only by id (see ``property_text``)."""
     props = page.raw_properties
     names = sorted(props, key=lambda name: _type_of(props[name]) != "title")
     return {
-        name: property_text(props[name], page_id=page.id, fetch=fetch, title=title)
+        name: property_text(props[name], page_id=page.id, fetch=fetch, title=title,
+                            user_name=user_name)
         for name in names
         if isinstance(props[name], Mapping)
     }

@@ -7,7 +7,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 from notionfs.models import Page
-from notionfs.render.properties import PropertyFetcher, TitleLookup, row_properties
+from notionfs.render.properties import PropertyFetcher, TitleLookup, UserLookup, row_properties
 
 __all__ = ["render_csv", "csv_columns"]
 
@@ -37,8 +37,10 @@ def render_csv(
     columns: Sequence[str] | None,
     fetch: PropertyFetcher | None,
     title: TitleLookup,
+    user_name: UserLookup | None = None,
 ) -> bytes:
-    """Header row, then one row per database row, every property as text.
+    """Header row, then one row per database row, every property as text (``user_name``:
+    see ``row_properties``).
 
     No byte order mark: the file is for scripts and Unix tools first (a BOM would glue
     itself to the first column name); spreadsheets open UTF-8 CSV through their import
@@ -49,6 +51,6 @@ def render_csv(
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        texts = row_properties(row, fetch=fetch, title=title)
+        texts = row_properties(row, fetch=fetch, title=title, user_name=user_name)
         writer.writerow([texts.get(name, "") for name in header])
     return out.getvalue().encode("utf-8")

@@ -184,7 +184,9 @@ def test_extended_attributes(desk: Desk) -> None:
 
     assert os.getxattr(folder, "user.notion.id").decode() == gallery_page.id
     assert os.getxattr(folder, "user.notion.type") == b"page"
-    assert os.getxattr(folder, "user.notion.url").decode().startswith("https://www.notion.so/")
+    # The page's own url, as Notion gives it from 2025-09-03 on.
+    assert os.getxattr(folder, "user.notion.url").decode() == (
+        "https://app.notion.com/p/Gallery-" + gallery_page.id.replace("-", ""))
     assert os.getxattr(image, "user.notion.id").decode() == first_block.id
     assert os.getxattr(image, "user.notion.type") == b"file"
     assert first_block.id.replace("-", "") in os.getxattr(image, "user.notion.url").decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from notionfs.emulator.api import (
 from tests.emulator.conftest import (
     BIG_PAGE_CHILDREN,
     TASK_ROWS,
+    UUID_DASHED,
     World,
     assert_error,
     search_all,
@@ -75,11 +77,24 @@ def test_paginate_empty_list() -> None:
     assert part.items == [] and part.has_more is False and part.next_cursor is None
 
 
-def test_cursor_is_opaque() -> None:
+def test_cursor_is_an_opaque_uuid_as_notions() -> None:
     cursor = paginate(ITEMS, key, start_cursor=None, page_size=10, short_pages=False).next_cursor
     assert cursor is not None
-    assert not cursor.isdigit()
+    assert UUID_DASHED.fullmatch(cursor)  # Notion's cursors are UUIDs (recorded)
     assert "item-10" not in cursor
+
+
+def _cursor_for(page_no: int, item: str) -> str:
+    """A well-formed cursor for ``item`` at page ``page_no``, made the way paginate does."""
+    raw = f"{page_no:08x}" + hashlib.sha256(item.encode()).hexdigest()[:24]
+    return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+
+
+def test_cursor_names_the_next_item() -> None:
+    cursor = paginate(ITEMS, key, start_cursor=None, page_size=10, short_pages=False).next_cursor
+    assert cursor == _cursor_for(1, "item-10")
+    part = paginate(ITEMS, key, start_cursor=cursor, page_size=10, short_pages=False)
+    assert part.items[0] == "item-10"
 
 
 @pytest.mark.parametrize(
@@ -87,9 +102,10 @@ def test_cursor_is_opaque() -> None:
     [
         "garbage!!",
         "10",
-        base64.urlsafe_b64encode(b"1:not-an-item").decode(),
-        base64.urlsafe_b64encode(b"0:item-3").decode(),  # page 0 is never a "next" page
-        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        base64.urlsafe_b64encode(b"1:item-3").decode(),  # the old, non-UUID form
+        _cursor_for(1, "not-an-item"),
+        _cursor_for(0, "item-3"),  # page 0 is never a "next" page
+        _cursor_for(1, "item-3").upper(),
     ],
 )
 def test_paginate_rejects_bad_cursors(cursor: str) -> None:

@@ -168,3 +168,41 @@ def test_older_versions_have_both_archived_and_in_trash(world: World, version: s
     assert page["archived"] is True and page["in_trash"] is True
     block = client.get(f"/v1/blocks/{world.refs.image_block.id}").json()
     assert block["archived"] is False and block["in_trash"] is False
+
+
+# ---- page state: archive and lock (recorded from 2025-09-03 on) ------------------------------
+
+
+@pytest.mark.parametrize("version", [V2022, V2025, V2026])
+def test_archive_and_lock_fields_per_version(world: World, version: str) -> None:
+    home = world.refs.home
+    home.is_archived, home.is_locked = True, True
+    world.emulator.refresh()
+    page = world.client(version).get(f"/v1/pages/{home.id}").json()
+    database = world.client(version).get(f"/v1/databases/{world.refs.tasks.id}").json()
+    if version == V2022:  # as recorded then: no archive, no lock, no descriptions
+        assert "is_archived" not in page and "is_locked" not in page
+        assert "is_locked" not in database
+        assert all("description" not in prop for prop in database["properties"].values())
+    else:
+        assert page["is_archived"] is True and page["is_locked"] is True
+        assert page["in_trash"] is False  # the archive is not the trash
+        assert database["is_locked"] is False
+    assert page["url"].startswith(
+        "https://www.notion.so/" if version == V2022 else "https://app.notion.com/p/")
+
+
+def test_a_data_source_url_names_its_database(world: World) -> None:
+    wiki = world.refs.wiki
+    client = world.client(V2025)
+    for source in wiki.data_sources:
+        body = client.get(f"/v1/data_sources/{source.id}").json()
+        assert body["url"] == "https://app.notion.com/p/" + wiki.id.replace("-", "")
+
+
+def test_a_404_names_the_integration(world: World) -> None:
+    response = world.client(V2025).get(f"/v1/pages/{world.refs.secret.id}")
+    body = assert_error(response, 404, "object_not_found")
+    assert body["message"].endswith('shared with your integration "notionfs emulator".')
+    me = world.client(V2025).get("/v1/users/me").json()
+    assert body["additional_data"] == {"integration_id": me["id"]}

@@ -469,3 +469,36 @@ def test_malformed_objects_raise_malformed_response(parser: Any, raw: Any) -> No
     with pytest.raises(MalformedResponse) as info:
         parser(raw)
     assert info.value.code == "malformed_response"
+
+
+# ---- trash, archive and lock ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "in_trash", "is_archived", "hidden"),
+    [
+        ({"in_trash": False, "archived": False}, False, False, False),  # 2022-06-28
+        ({"in_trash": True, "archived": True}, True, False, True),
+        ({"archived": True}, True, False, True),  # an old answer: archived meant the trash
+        ({"in_trash": False, "is_archived": True, "archived": False}, False, True, False),
+        ({"in_trash": True, "is_archived": True}, True, True, True),
+        ({"in_trash": False, "is_archived": None}, False, False, False),
+    ],
+)
+def test_only_trashed_pages_are_hidden(
+    fields: dict[str, Any], in_trash: bool, is_archived: bool, hidden: bool
+) -> None:
+    raw = page_json()
+    for key in ("in_trash", "archived", "is_archived"):
+        raw.pop(key, None)
+    page = parse_page({**raw, **fields})
+    assert (page.in_trash, page.is_archived, page.hidden) == (in_trash, is_archived, hidden)
+
+
+def test_is_locked_is_read_and_absent_means_unlocked() -> None:
+    assert parse_page(page_json(is_locked=True)).is_locked is True
+    raw = page_json()
+    del raw["is_locked"]
+    assert parse_page(raw).is_locked is False
+    with pytest.raises(MalformedResponse):
+        parse_page(page_json(is_locked="yes"))

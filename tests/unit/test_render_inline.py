@@ -157,8 +157,13 @@ def test_links_and_unsafe_destinations() -> None:
 
 def test_links_to_notion_pages_become_relative_when_the_folder_holds_them() -> None:
     hex_a = ID_A.replace("-", "")
-    assert inline(text_run("see", href=f"/{hex_a}")) == "[see](Child%20page/)"
+    # A page link opens the page's text; a database view link (?v=) its folder.
+    assert inline(text_run("see", href=f"/{hex_a}")) == "[see](Child%20page/index.md)"
     assert inline(text_run("see", href=f"https://www.notion.so/Some-Title-{hex_a}")) == (
+        "[see](Child%20page/index.md)")
+    assert inline(text_run("see", href=f"https://app.notion.com/p/Some-Title-{hex_a}?pvs=4")) == (
+        "[see](Child%20page/index.md)")
+    assert inline(text_run("see", href=f"https://app.notion.com/p/{hex_a}?v={'1' * 32}")) == (
         "[see](Child%20page/)")
     hex_b = ID_B.replace("-", "")
     assert inline(text_run("far", href=f"/{hex_b}")) == (
@@ -167,7 +172,9 @@ def test_links_to_notion_pages_become_relative_when_the_folder_holds_them() -> N
 
 def test_mentions() -> None:
     page = mention("page", {"id": ID_A}, "Old title", "https://www.notion.so/x")
-    assert inline(page) == "[Child page](Child%20page/)"
+    assert inline(page) == "[Child page](Child%20page/index.md)"
+    near_database = mention("database", {"id": ID_A}, "Table")
+    assert inline(near_database) == "[Child page](Child%20page/)"  # a folder of rows
     far = mention("database", {"id": ID_B}, "Far")
     assert inline(far) == f"[Far page](https://www.notion.so/{ID_B.replace('-', '')})"
     user = mention("user", {"object": "user", "id": ID_B, "name": "Ada"}, "@Ada")

@@ -250,17 +250,22 @@ def test_external_files_not_in_the_folder_link_to_their_url() -> None:
 
 
 def test_child_pages_link_to_their_folders() -> None:
-    child_id, far_id = new_id(), new_id()
+    child_id, far_id, table_id = new_id(), new_id(), new_id()
     child = block("child_page", {"title": "Notes (draft) #1"}, block_id=child_id)
-    links = StaticLinks(children={child_id: "Notes%20%28draft%29%20%231/"},
+    table = block("child_database", {"title": "Trips"}, block_id=table_id)
+    links = StaticLinks(children={child_id: "Notes%20%28draft%29%20%231/", table_id: "Trips/"},
                         titles={far_id: "Far away"})
     to_child = block("link_to_page", {"type": "page_id", "page_id": child_id})
+    to_table = block("link_to_page", {"type": "database_id", "database_id": table_id})
     to_far = block("link_to_page", {"type": "database_id", "database_id": far_id})
     to_comment = block("link_to_page", {"type": "comment_id", "comment_id": new_id()})
-    out = md(child, to_child, to_far, to_comment, links=links)
+    out = md(child, table, to_child, to_table, to_far, to_comment, links=links)
     far_hex = far_id.replace("-", "")
-    assert out == ("[Notes (draft) #1](Notes%20%28draft%29%20%231/)\n\n"
-                   "[Notes (draft) #1](Notes%20%28draft%29%20%231/)\n\n"
+    # A page opens at its text (index.md); a database folder holds rows, not an index.md.
+    assert out == ("[Notes (draft) #1](Notes%20%28draft%29%20%231/index.md)\n\n"
+                   "[Trips](Trips/)\n\n"
+                   "[Notes (draft) #1](Notes%20%28draft%29%20%231/index.md)\n\n"
+                   "[Trips](Trips/)\n\n"
                    f"[Far away](https://www.notion.so/{far_hex})")
 
 
@@ -329,3 +334,11 @@ def test_collect_nodes_walks_children_but_not_child_pages() -> None:
     assert [n.block.id for n in nodes] == ["t", "c"]
     assert [n.block.id for n in nodes[0].children] == ["p"]
     assert asked == ["root", "t"]  # the child page's content is its own folder's
+
+
+def test_an_archived_page_says_so_in_its_front_matter() -> None:
+    archived = render_page(page("Old plans", is_archived=True), [], LINKS)
+    head = yaml.safe_load(archived[4:].split("\n---\n", 1)[0])
+    assert head["archived"] is True
+    live = render_page(page("Plans", is_archived=False), [], LINKS)
+    assert "archived" not in yaml.safe_load(live[4:].split("\n---\n", 1)[0])
