@@ -164,35 +164,55 @@ def _check_key(key: str, what: str) -> None:
 
 
 def _ensure_private_dir(root: Path) -> None:
-    """``root`` exists, is ours and is 0700 whatever the umask (looser modes are tightened)."""
+    """``root`` exists and is ours, readable by us alone whatever the umask.
+
+    A new directory is made 0700; an existing one loses any group and other bits, but keeps
+    its owner bits (a directory its owner made read-only stays so: the store then keeps
+    nothing).
+    """
+    existed = root.is_dir()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = root.stat()
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"{root} is not a directory")
     if st.st_uid != os.geteuid():
         raise PermissionError(f"{root} belongs to another user")
-    if stat.S_IMODE(st.st_mode) != 0o700:
+    mode = stat.S_IMODE(st.st_mode)
+    if not existed and mode != 0o700:
         os.chmod(root, 0o700)
+    elif mode & 0o077:
+        os.chmod(root, mode & 0o700)
 
 
 def _ensure_private_file(path: Path) -> None:
-    """``path`` exists, is a regular file of ours and is 0600 (never follows a symlink)."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o600)
+    """``path`` exists, is a regular file of ours, readable by us alone (no symlink followed).
+
+    A new file is made 0600; an existing one loses any group and other bits.
+    """
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+    created = True
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        created = False
+        fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
             raise PermissionError(f"{path} is not a regular file of ours")
-        if stat.S_IMODE(st.st_mode) != 0o600:
+        mode = stat.S_IMODE(st.st_mode)
+        if created and mode != 0o600:
             os.fchmod(fd, 0o600)
+        elif mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
     finally:
         os.close(fd)
     for suffix in _SIDE_SUFFIXES:
         side = Path(f"{path}{suffix}")
         with contextlib.suppress(FileNotFoundError):
             st = side.lstat()
-            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != 0o600:
-                os.chmod(side, 0o600)
+            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(side, stat.S_IMODE(st.st_mode) & 0o700)
 
 
 def _set_aside(path: Path, kind: str) -> Path:
