@@ -187,32 +187,31 @@ def _ensure_private_dir(root: Path) -> None:
 def _ensure_private_file(path: Path) -> None:
     """``path`` exists, is a regular file of ours, readable by us alone (no symlink followed).
 
-    A new file is made 0600; an existing one loses any group and other bits.
+    A new file is made 0600; an existing one loses any group and other bits. An existing
+    database is never opened here: closing any descriptor of a file drops every POSIX lock
+    this process holds on it (fcntl(2)), SQLite's included, so another connection to it in
+    this process would lose its locks (and a second process could then delete its WAL).
     """
-    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
-    created = True
     try:
-        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        created = False
-        fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
+        pass
+    else:
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+        finally:
+            os.close(fd)
+    for name in (str(path), *(f"{path}{suffix}" for suffix in _SIDE_SUFFIXES)):
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            if name == str(path):
+                raise
+            continue
         if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            raise PermissionError(f"{path} is not a regular file of ours")
-        mode = stat.S_IMODE(st.st_mode)
-        if created and mode != 0o600:
-            os.fchmod(fd, 0o600)
-        elif mode & 0o077:
-            os.fchmod(fd, mode & 0o700)
-    finally:
-        os.close(fd)
-    for suffix in _SIDE_SUFFIXES:
-        side = Path(f"{path}{suffix}")
-        with contextlib.suppress(FileNotFoundError):
-            st = side.lstat()
-            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
-                os.chmod(side, stat.S_IMODE(st.st_mode) & 0o700)
+            raise PermissionError(f"{name} is not a regular file of ours")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(name, stat.S_IMODE(st.st_mode) & 0o700)
 
 
 def _set_aside(path: Path, kind: str) -> Path:
@@ -551,7 +550,7 @@ class MetadataStore:
             conn = _connect(path, _WRITE_BUSY_TIMEOUT_MS)
             try:
                 _check_and_prepare(conn, identity)
-                _ensure_private_file(path)  # the -wal and -shm just made
+                _ensure_private_file(path)  # the -wal and -shm just made (by path only)
                 return conn
             except _Unusable as exc:
                 problem = exc

@@ -718,6 +718,76 @@ def test_a_killed_process_keeps_what_was_flushed(
     assert store.info().high_water == "2024-01-01T00:00:00.000Z"
 
 
+_TWO_IN_ONE_PROCESS = """
+    import sys
+    from pathlib import Path
+    from notionfs.store import MetadataStore, StoreIdentity
+    identity = StoreIdentity("https://api.notion.com", "ws-1", "bot-1", "2025-09-03")
+    root = Path(sys.argv[1])
+    first = MetadataStore.open(root, identity, warn=print)
+    first.put_size("first", 1)
+    assert first.flush()
+    second = MetadataStore.open(root, identity, warn=print)  # the first stays open
+    second.put_size("second", 2)
+    assert second.flush()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    first.put_size("later", 3)
+    assert first.flush()
+    first.close()
+    second.close()
+    print("done", flush=True)
+"""
+
+
+def _locks_of(pid: int) -> set[int]:
+    """Inodes on which ``pid`` holds a POSIX lock (/proc/locks: "... PID MAJ:MIN:INODE ...")."""
+    inodes = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "POSIX" in fields and str(pid) in fields:
+            inodes.add(int(fields[fields.index(str(pid)) + 1].split(":")[2]))
+    return inodes
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
+def test_other_connections_keep_their_locks(
+    root: Path, opened: Callable[..., MetadataStore]
+) -> None:
+    """Opening a database never drops the locks another connection holds on it.
+
+    Closing any descriptor of a file drops every POSIX lock the process holds on it; a
+    process that lost SQLite's shared lock lets another believe it is the last user and
+    delete the WAL under it.
+    """
+    opened().close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_TWO_IN_ONE_PROCESS), str(root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        db = _db(root)
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        inodes = {p.stat().st_ino for p in files if p.exists()}
+        assert {db.stat().st_ino, Path(f"{db}-shm").stat().st_ino} <= _locks_of(proc.pid)
+        # Another user comes and goes (a `cache info`, a second mount): the WAL stays.
+        assert read_info(db).sizes == 2
+        visitor = opened()
+        assert visitor.sizes() == {"first": 1, "second": 2}
+        visitor.close()
+        assert all(p.exists() for p in files)
+        assert {p.stat().st_ino for p in files} == inodes
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.close()
+        proc.wait(10)
+    assert proc.stdout.read().strip() == "done"
+    assert read_info(_db(root)).sizes == 3
+
+
 def test_noop_store_is_harmless() -> None:
     store = MetadataStore.noop(IDENTITY)
     store.put_listing("a", 1.0, {})
