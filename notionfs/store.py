@@ -343,6 +343,8 @@ def _check_and_prepare(conn: sqlite3.Connection, identity: StoreIdentity) -> Non
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"cannot switch to WAL (journal mode stays {mode})")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # A deleted listing (a trashed page's titles) is zeroed, not left in a free page.
+    conn.execute("PRAGMA secure_delete=ON")
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> int:

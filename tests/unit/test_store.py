@@ -31,6 +31,7 @@ from notionfs.store import (
     read_info,
     set_aside_files,
 )
+from tests.e2e.storecheck import scan_cache
 
 REPO = Path(__file__).resolve().parents[2]
 IDENTITY = StoreIdentity("https://api.notion.com", "ws-1", "bot-1", "2025-09-03")
@@ -236,6 +237,20 @@ def test_info(opened: Callable[..., MetadataStore], root: Path) -> None:
     assert info.identity == IDENTITY and info.schema_version == SCHEMA_VERSION
     assert info.bytes_on_disk >= _db(root).stat().st_size > 0
     assert info.created_at is not None and abs(info.created_at - time.time()) < 60
+
+
+def test_a_deleted_listing_leaves_nothing_on_disk(
+    root: Path, opened: Callable[..., MetadataStore]
+) -> None:
+    """A trashed page's listing is zeroed on deletion, not kept in a free page."""
+    store = opened()
+    title = "Quarterly layoffs plan " + "z" * 300
+    store.put_listing("trashed", 1.0, {"children": [{"title": title}]})
+    store.put_listing("kept", 1.0, {"children": []})
+    assert store.flush()
+    store.delete_listing("trashed")
+    store.close()  # checkpoints the WAL into the database and removes it
+    assert title.encode() not in _db(root).read_bytes()
 
 
 def test_bad_arguments_are_refused(opened: Callable[..., MetadataStore]) -> None:
@@ -803,3 +818,41 @@ def test_noop_store_is_harmless() -> None:
     # Secrets are refused even by a store that keeps nothing: the caller learns at once.
     with pytest.raises(ValueError):
         store.put_state("x", TOKEN)
+
+
+# ---- the secrets scan the end-to-end tests use ----------------------------------------------
+
+
+def test_scan_cache_is_clean_for_ordinary_contents(
+    root: Path, opened: Callable[..., MetadataStore]
+) -> None:
+    store = opened()
+    store.put_listing("f", 1.0, {"files": [{"name": "a.pdf", "url": "https://example.com/a"}]})
+    assert store.flush()
+    store.close()
+    assert scan_cache(root, TOKEN) == []
+
+
+def test_scan_cache_finds_planted_secrets(root: Path, opened: Callable[..., MetadataStore]) -> None:
+    """The scan the secrets test relies on finds what the store's guard would have refused."""
+    opened().close()
+    db = _db(root)
+    conn = sqlite3.connect(db)
+    # Past the guard, straight into the tables, and one string long enough to straddle
+    # overflow pages (a byte search cannot see it whole).
+    conn.execute("INSERT INTO state VALUES ('t', ?)", (json.dumps(TOKEN),))
+    conn.execute("INSERT INTO listings VALUES ('f', 1.0, ?)", (json.dumps(SIGNED_URL),))
+    long = "x" * 4090 + TOKEN + "y" * 9000
+    conn.execute("INSERT INTO state VALUES ('long', ?)", (json.dumps(long),))
+    conn.commit()
+    conn.close()
+    hits = scan_cache(root, TOKEN)
+    found = {(h.what, h.where.split()[0]) for h in hits}
+    assert ("the token", "row") in found and ("the token", "byte") in found
+    assert ("X-Amz-Signature", "byte") in found and ("X-Amz-Signature", "row") in found
+    assert ("X-Amz-Credential", "row") in found
+    assert all(TOKEN not in str(h) for h in hits)
+    rows = [h for h in hits if h.what == "the token" and h.where.startswith("row")]
+    assert len(rows) == 2  # the plain one and the one split across overflow pages
+    (root / "stray.log").write_text(f"Authorization: Bearer {TOKEN}")
+    assert any(h.path.name == "stray.log" for h in scan_cache(root, TOKEN))
