@@ -99,6 +99,10 @@ class StoreIdentity:
     bot_id: str  # the integration's bot user: another integration sees other pages
     notion_version: str  # listings parsed under one version are not valid under another
 
+    def __post_init__(self) -> None:
+        # "https://api.notion.com/" and "https://api.notion.com" are one API.
+        object.__setattr__(self, "api_url", self.api_url.rstrip("/"))
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
@@ -523,11 +527,14 @@ class MetadataStore:
         one made; a directory or disk that cannot be written gives a no-op store.
         """
         path = Path(root) / database_name(identity)
+        writer: sqlite3.Connection | None = None
         try:
             _ensure_private_dir(Path(root))
             writer = cls._open_writer(path, identity, warn)
             reader = _connect(path, _READ_BUSY_TIMEOUT_MS)
         except (OSError, sqlite3.Error) as exc:
+            if writer is not None:
+                writer.close()
             warn(
                 f"metadata cache disabled: cannot use {path} ({_describe(exc)}); "
                 "the mount works without it, starting from Notion each time"
@@ -561,6 +568,9 @@ class MetadataStore:
                     conn.close()
                     raise
                 problem = _Unusable("corrupt", f"is damaged ({exc})")
+            except BaseException:
+                conn.close()
+                raise
             conn.close()
             moved = _set_aside(path, problem.kind)
             warn(

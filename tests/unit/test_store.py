@@ -113,6 +113,9 @@ def test_identity_decides_the_file(root: Path, opened: Callable[..., MetadataSto
     }
     assert len(names) == 5
     assert database_name(IDENTITY) == database_name(StoreIdentity(**vars(IDENTITY)))
+    assert database_name(IDENTITY) == database_name(
+        StoreIdentity("https://api.notion.com/", "ws-1", "bot-1", "2025-09-03")
+    )
     a, b = opened(IDENTITY), opened(OTHER)
     a.put_state("x", "a")
     b.put_state("x", "b")
