@@ -295,5 +295,8 @@ def _when(epoch_s: float) -> str:
 
 
 def _short(value: Any) -> str:
+    """A high-water mark as a person reads it: an epoch time as local time, else its text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _when(float(value))
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def _cache(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, st
 
 
 def _make(cache_dir: Path, identity: StoreIdentity, listings: int, sizes: int,
-          high_water: str | None = None) -> Path:
+          high_water: str | float | None = None) -> Path:
     store = MetadataStore.open(_root(cache_dir), identity, warn=pytest.fail)
     for i in range(listings):
         store.put_listing(f"folder-{i}", 1_700_000_000.0 + i * 60, {"children": [i]})
@@ -118,6 +119,16 @@ def test_info_lists_every_cache(
     assert populated["aside"].name in out and populated["aside_beta"].name in out
     # Looking changes nothing: no file made, removed, moved or rewritten.
     assert _snapshot(_root(cache_dir)) == before
+
+
+def test_info_shows_an_epoch_mark_as_a_time(
+    capsys: pytest.CaptureFixture[str], cache_dir: Path
+) -> None:
+    mark = 1_714_557_600.0
+    _make(cache_dir, ALPHA, 1, 0, high_water=mark)
+    code, out, _err = _cache(capsys, "info", "--cache-dir", str(cache_dir))
+    expected = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mark))
+    assert code == 0 and f"change feed  seen up to {expected}\n" in out
 
 
 def test_info_for_one_cache(
