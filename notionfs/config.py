@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = ["Settings", "DEFAULT_API_URL", "DEFAULT_NOTION_VERSION", "SUPPORTED_VERSIONS"]
 
@@ -59,6 +60,9 @@ class Settings:
     st_blksize_bytes: int = 1 * MiB
     fuse_binding: str = "auto"  # "fusepy" (libfuse 2), "mfusepy" (libfuse 3), or "auto"
     debug: bool = False
+    # notionfs's cache directory (the metadata cache lives in its ``metadata`` folder);
+    # empty unless set by from_env: a Settings built directly persists nothing.
+    cache_dir: str = ""
 
     @property
     def feed_enabled(self) -> bool:
@@ -72,9 +76,9 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from NOTION_TOKEN / NOTIONFS_API_URL / NOTION_VERSION /
-        NOTIONFS_FUSE_BINDING, then overrides."""
+        NOTIONFS_FUSE_BINDING / NOTIONFS_CACHE_DIR / XDG_CACHE_HOME, then overrides."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        values: dict[str, object] = {"cache_dir": _cache_dir(env)}
         if env.get("NOTION_TOKEN"):
             values["token"] = env["NOTION_TOKEN"]
         if env.get("NOTIONFS_API_URL"):
@@ -85,3 +89,17 @@ class Settings:
             values["notion_version"] = env["NOTION_VERSION"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _cache_dir(env: Mapping[str, str]) -> str:
+    """$NOTIONFS_CACHE_DIR, else $XDG_CACHE_HOME/notionfs, else ~/.cache/notionfs.
+
+    The XDG base directory spec says a relative $XDG_CACHE_HOME is invalid and to be ignored.
+    """
+    if env.get("NOTIONFS_CACHE_DIR"):
+        return str(Path(env["NOTIONFS_CACHE_DIR"]).expanduser().absolute())
+    xdg = env.get("XDG_CACHE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return str(Path(xdg) / "notionfs")
+    home = env.get("HOME") or str(Path.home())
+    return str(Path(home) / ".cache" / "notionfs")
