@@ -118,7 +118,8 @@ class NotionLister:
         self._titles.update((o.id, o.title) for o in objects)
         block_cache: dict[str, bool] = {}
         for obj in objects:
-            if obj.in_trash or self._parent_reachable(obj.parent, reachable, block_cache):
+            hidden = obj.hidden if isinstance(obj, Page) else obj.in_trash
+            if hidden or self._parent_reachable(obj.parent, reachable, block_cache):
                 continue
             yield _object(obj)
 
@@ -251,7 +252,7 @@ class NotionLister:
         self, folder: Node, database: Database, data_source_id: str, source: Source
     ) -> Iterator[Found]:
         for row in self._client.query_rows(database, data_source_id):
-            if not row.in_trash:
+            if not row.hidden:
                 self._titles.update([(row.id, row.title)])
                 source.rows.append(row)
                 yield _object(row)

@@ -30,7 +30,7 @@ from .lister import Found, NotionLister, Source, Titles
 from .listings import Listing, Listings
 from .naming import NameRequest, assign_names
 from .nodes import ROOT_KEY, InodeTable, Kind, Node
-from .pagetext import PAGE_TEXT_NAME, TABLE_NAME, PageText, generated_name
+from .pagetext import PAGE_TEXT_NAME, TABLE_NAME, PageText, Paths, generated_name
 from .relations import Relations
 from .remotes import RemoteFiles
 from .render.markdown import BlockNode
@@ -167,7 +167,8 @@ class NotionWorkspace:
         self._files = RemoteFiles(files_http, settings, clock=clock)
         titles = Titles()
         self._lister = NotionLister(client, titles)
-        self._texts = PageText(client, titles)
+        self._paths = Paths()
+        self._texts = PageText(client, titles, self._paths)
         self._client = client
         self._relations = Relations()
         self._relist_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -369,13 +370,14 @@ class NotionWorkspace:
                 owner_id=f.owner_id,
             )  # fmt: skip
             children[node.name] = node
+        folder_path = self._paths.record(folder.key, children.values())
         if generated:
             key = f"{folder.key}/{generated}"
             children[generated] = Node(
                 Kind.GENERATED, key, generated, self._inodes.inode(key),
                 object_id=folder.object_id, ctime_s=folder.ctime_s, mtime_s=folder.mtime_s,
                 notion_url=folder.notion_url,
-                text=self._texts.text(generated, source, children),
+                text=self._texts.text(generated, source, children, folder_path),
             )  # fmt: skip
         return children
 

@@ -132,6 +132,7 @@ def test_grep_finds_page_text(content: Content, needle: str, where: str) -> None
 def test_every_relative_link_resolves(content: Content) -> None:
     broken: list[str] = []
     checked = 0
+    elsewhere = []  # links to pages in other folders of the mount: "../Journal/Trips/"
     for path in content.markdown:
         _, body = split_front_matter(path.read_text(encoding="utf-8"))
         for target in link_targets(body):
@@ -139,10 +140,14 @@ def test_every_relative_link_resolves(content: Content) -> None:
             if parts.scheme or target.startswith(("#", "/")):
                 continue
             checked += 1
+            if parts.path.startswith("../"):
+                elsewhere.append(target)
             if not (path.parent / unquote(parts.path)).exists():
                 broken.append(f"{path.relative_to(content.root)} -> {target}")
     assert not broken
     assert checked >= 50  # child pages, databases, images, files, covers
+    # A mention of a page elsewhere in the mount is a relative link too, not a Notion URL.
+    assert elsewhere, "no link reached a page outside its own folder"
 
 
 def test_markdown_renders_and_front_matter_is_yaml(content: Content) -> None:
@@ -183,3 +188,16 @@ def test_row_page_text_carries_its_properties(content: Content) -> None:
     assert props["Name"] == "Lisbon long weekend" and props["Country"] == "Portugal"
     assert props["Budget (EUR)"] == "650" and props["Tags"] == "city, food"
     assert "\n# Lisbon long weekend\n" in body and "Notes for **Lisbon long weekend**" in body
+
+
+def test_people_show_by_name_in_tables_and_front_matter(content: Content) -> None:
+    """One GET /v1/users listing turns user ids into names (Trips: Organiser, Created by)."""
+    (trips,) = [p for p in content.tables if p.parent.name == "Trips"]
+    rows = read_table(trips)
+    header = rows[0]
+    created = header.index("Created by")
+    assert {row[created] for row in rows[1:]} == {"Emulated Person"}
+    row_pages = [p for p in content.markdown if p.parent.parent == trips.parent]
+    assert row_pages
+    data, _ = split_front_matter(row_pages[0].read_text(encoding="utf-8"))
+    assert data["properties"]["Created by"] == "Emulated Person"
