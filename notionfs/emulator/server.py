@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from notionfs.emulator.faults import ApiCounters, ApiFaults
+from notionfs.emulator.feed import ChangeFeed, WorkspaceChanges
 from notionfs.emulator.filehost import FileHost
 from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.index import WorkspaceIndex
@@ -84,10 +85,12 @@ def _check_loopback(host: str) -> None:
 class Emulator:
     """A local Notion: serves ``workspace`` live through the API and a signed-URL file host.
 
-    Tests may mutate the workspace and then call ``refresh()``; ``faults`` and
-    ``filehost.faults`` make it misbehave, ``counters`` and ``filehost.counters`` record.
-    The integration may write (pages, blocks, file uploads) unless ``read_only``;
-    ``uploads`` holds the file uploads and the workspace's plan ("free" or "paid").
+    Tests may mutate the workspace and then call ``refresh()``, or change it as Notion
+    would through ``changes`` (edit times, search lag); ``feed`` holds the switches for how
+    changes are reported. ``faults`` and ``filehost.faults`` make it misbehave, ``counters``
+    and ``filehost.counters`` record. The integration may write (pages, blocks, file uploads)
+    unless ``read_only``; ``uploads`` holds the file uploads and the workspace's plan ("free"
+    or "paid").
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class Emulator:
         short_pages: bool = True,
         read_only: bool = False,
         plan: str = "paid",
+        feed: ChangeFeed | None = None,
     ) -> None:
         _check_loopback(host)
         self.workspace = workspace
@@ -125,7 +129,9 @@ class Emulator:
             counters=self.counters,
             expiry_s=expiry_s,
             short_pages=short_pages,
+            feed=feed if feed is not None else ChangeFeed(),
         )
+        self.changes = WorkspaceChanges(self)
         self._server: _ApiServer | None = None
         self._started = False
         self._lifecycle_lock = threading.Lock()
@@ -175,6 +181,15 @@ class Emulator:
     @clock.setter
     def clock(self, value: Callable[[], datetime]) -> None:
         self.uploads.clock = value
+
+    @property
+    def feed(self) -> ChangeFeed:
+        """How changes are reported: rounded times, search lag, API edits, the clock."""
+        return self._api.feed
+
+    @feed.setter
+    def feed(self, value: ChangeFeed) -> None:
+        self._api.feed = value
 
     @property
     def files_url(self) -> str:
@@ -293,9 +308,8 @@ class Emulator:
         return index
 
     def touch(self, obj: Any) -> None:
-        """Mark ``obj`` edited now (UTC) and refresh."""
-        obj.last_edited_time = datetime.now(UTC)
-        self.refresh()
+        """Mark ``obj`` edited now (``feed.clock``) and refresh."""
+        self.changes.touch(obj)
 
     def file_spec(self, file_id: str) -> FileSpec:
         spec = self._api.index.file(file_id)
