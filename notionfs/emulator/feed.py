@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from notionfs.emulator.index import WorkspaceIndex, id_key
 from notionfs.emulator.model import (
@@ -30,6 +30,7 @@ __all__ = ["ChangeFeed", "Editor", "ManualClock", "WorkspaceChanges"]
 Editor = Literal["person", "api"]
 
 Searchable = Page | Database | DataSource
+_Obj = TypeVar("_Obj", bound=Page | Database | DataSource | Block)
 
 # Notion rounds these down to the minute on page, database and block objects (changelog,
 # "Last edited and created time properties are now rounded to the nearest minute", 2021).
@@ -133,7 +134,7 @@ class ChangeFeed:
             else:
                 self._pending[key] = _Pending(now + lag_s, indexed)
 
-    def search_view(self, obj: Searchable) -> Searchable | None:
+    def search_view(self, obj: _Obj) -> _Obj | None:
         """``obj`` as search shows it now: itself, an older copy, or None (not indexed yet)."""
         key = _key(obj)
         with self._lock:
@@ -143,12 +144,12 @@ class ChangeFeed:
             if self.clock() >= pending.visible_at:
                 del self._pending[key]
                 return obj
-            return pending.indexed
+            return pending.indexed  # type: ignore[return-value]  # staged as obj's type
 
-    def search_time(self, obj: Searchable, index: WorkspaceIndex) -> datetime:
+    def search_time(self, obj: Searchable | Block, index: WorkspaceIndex) -> datetime:
         """The ``last_edited_time`` search sorts ``obj`` (a ``search_view``) by and shows.
         A data source carries its database's, as search has indexed that database."""
-        source: Page | Database
+        source: Page | Database | Block
         if isinstance(obj, DataSource):
             database = index.database_of(obj)
             seen = self.search_view(database)
@@ -167,14 +168,14 @@ class ChangeFeed:
 
     # ---- answers --------------------------------------------------------------------------
 
-    def present(self, body: Any) -> Any:
+    def present(self, body: dict[str, Any]) -> dict[str, Any]:
         """An answer body as Notion words it: times rounded when the switch says so."""
         if self.round_times_to_minute:
             _round_times(body, inside=False)
         return body
 
 
-def _key(obj: Searchable) -> str:
+def _key(obj: Searchable | Block) -> str:
     key = id_key(obj.id)
     if key is None:
         raise ValueError(f"object {obj!r} has no id yet (call refresh)")

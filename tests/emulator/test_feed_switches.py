@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from notionfs.emulator.feed import ChangeFeed, ManualClock
-from notionfs.emulator.model import FileSpec, Page, paragraph
+from notionfs.emulator.model import Block, FileSpec, Node, Page, paragraph
 from tests.emulator.conftest import World, children, search_all, start_world
 
 T0 = datetime(2026, 3, 2, 10, 7, 45, 250000, tzinfo=UTC)
@@ -26,6 +26,11 @@ def clock(world: World) -> ManualClock:
     clock = ManualClock(T0)
     world.emulator.feed.clock = clock
     return clock
+
+
+def as_block(node: Node) -> Block:
+    assert isinstance(node, Block)
+    return node
 
 
 def iso(moment: datetime) -> str:
@@ -164,7 +169,7 @@ def test_sorted_pages_lose_and_repeat_nothing_when_times_tie(
 
 def test_without_lag_an_edit_leads_search_at_once(world: World, clock: ManualClock) -> None:
     page = world.refs.big_page
-    world.emulator.changes.edit_text(page.children[0], "line 0, edited")
+    world.emulator.changes.edit_text(as_block(page.children[0]), "line 0, edited")
     first = sorted_search(world.client())[0]
     assert (first["id"], first["last_edited_time"]) == (page.id, T0_ISO)
 
@@ -179,7 +184,7 @@ def test_a_lagging_edit_leads_sorted_search_only_after_the_lag(
     assert ids(before)[0] != page.id
     old_time = by_id(before, page.id)["last_edited_time"]
 
-    world.emulator.changes.edit_text(page.children[0], "line 0, edited")
+    world.emulator.changes.edit_text(as_block(page.children[0]), "line 0, edited")
     # Reading the page and its blocks shows the edit at once.
     assert edited(client, f"/v1/pages/{page.id}") == T0_ISO
     first_block = children(client, page.id)[0]
@@ -204,7 +209,7 @@ def test_edits_within_the_lag_show_together_after_the_last(
     client = world.client()
     page = world.refs.big_page
     old_time = by_id(sorted_search(client), page.id)["last_edited_time"]
-    world.emulator.changes.edit_text(page.children[0], "first edit")
+    world.emulator.changes.edit_text(as_block(page.children[0]), "first edit")
     clock.advance(20)
     world.emulator.changes.rename(page, "Big page, renamed")
     clock.advance(20)  # 40 s after the first edit, 20 s after the second
@@ -331,7 +336,7 @@ def test_trashing_a_file_block(world: World, clock: ManualClock) -> None:
 
 def test_api_content_edits_move_the_page_time_by_default(world: World, clock: ManualClock) -> None:
     home, client = world.refs.home, world.client()
-    world.emulator.changes.edit_text(home.children[0], "Welcome back", by="api")
+    world.emulator.changes.edit_text(as_block(home.children[0]), "Welcome back", by="api")
     assert edited(client, f"/v1/pages/{home.id}") == T0_ISO
 
 
@@ -342,7 +347,7 @@ def test_api_content_edits_can_leave_the_page_time_alone(
     changes, home, client = world.emulator.changes, world.refs.home, world.client()
     old = edited(client, f"/v1/pages/{home.id}")
     order = ids(sorted_search(client))
-    welcome = home.children[0]
+    welcome = as_block(home.children[0])
     changes.edit_text(welcome, "Welcome back", by="api")
     block = client.get(f"/v1/blocks/{welcome.id}").json()
     assert block["paragraph"]["rich_text"][0]["plain_text"] == "Welcome back"
@@ -362,7 +367,7 @@ def test_a_change_inside_a_child_page_leaves_its_parent_alone(
 ) -> None:
     refs, changes, client = world.refs, world.emulator.changes, world.client()
     old = edited(client, f"/v1/pages/{refs.home.id}")
-    changes.edit_text(refs.nested.children[0], "deeper")
+    changes.edit_text(as_block(refs.nested.children[0]), "deeper")
     changes.add_file(refs.nested, FileSpec("inner.txt", data=b"inner"))
     changes.rename(refs.nested, "Nested, renamed")
     assert edited(client, f"/v1/pages/{refs.nested.id}") == T0_ISO
@@ -374,7 +379,8 @@ def test_a_change_inside_a_child_page_leaves_its_parent_alone(
 
 def test_move_a_page(world: World, clock: ManualClock) -> None:
     refs, client = world.refs, world.client()
-    column = next(c for c in refs.home.children if c.type == "column_list").children[0]
+    [columns] = [c for c in refs.home.children if isinstance(c, Block) and c.type == "column_list"]
+    column = as_block(columns.children[0])
     world.emulator.changes.move(refs.in_column, refs.big_page)
     body = client.get(f"/v1/pages/{refs.in_column.id}").json()
     assert body["parent"] == {"type": "page_id", "page_id": refs.big_page.id}
