@@ -5,10 +5,9 @@ from __future__ import annotations
 import copy
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
 from notionfs.emulator.index import WorkspaceIndex, id_key
@@ -24,7 +23,7 @@ from notionfs.emulator.model import (
     rich_text,
 )
 
-__all__ = ["ChangeFeed", "Editor", "ManualClock", "WorkspaceChanges"]
+__all__ = ["ChangeFeed", "Editor", "WorkspaceChanges"]
 
 # Who makes an edit: a person in Notion's app, or another integration through the API.
 Editor = Literal["person", "api"]
@@ -39,38 +38,6 @@ _TIME_KEYS = ("created_time", "last_edited_time")
 _ISO_MS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d):\d\d\.\d{3}Z$")
 
 
-class ManualClock:
-    """A clock a test moves by hand: calling it gives seconds since the epoch.
-
-    Starts at ``start`` (default: now) and moves only through ``advance`` or ``set``, so a
-    test waits out a search lag without sleeping.
-    """
-
-    def __init__(self, start: float | datetime | None = None) -> None:
-        self._now = time.time() if start is None else _seconds(start)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> float:
-        """Move forward ``seconds`` (never back) and return the new time."""
-        if seconds < 0:
-            raise ValueError("a clock does not go back")
-        with self._lock:
-            self._now += seconds
-            return self._now
-
-    def set(self, moment: float | datetime) -> None:
-        with self._lock:
-            self._now = _seconds(moment)
-
-
-def _seconds(moment: float | datetime) -> float:
-    return moment.timestamp() if isinstance(moment, datetime) else float(moment)
-
-
 def floor_minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
@@ -80,7 +47,7 @@ class _Pending:
     """An object search has not caught up with: until ``visible_at`` it shows ``indexed``
     (the object as it was before its first unseen change), or nothing for a new object."""
 
-    visible_at: float
+    visible_at: datetime
     indexed: Searchable | None
 
 
@@ -96,20 +63,26 @@ class ChangeFeed:
     ``GET`` and block children show the change at once (Notion: "Search indexing is not
     immediate"). ``api_edits_move_edit_time``: whether a content edit made through the API by
     another integration moves the page's ``last_edited_time`` (dvanoni/notero#571 reports it
-    does not). ``clock`` (seconds since the epoch, e.g. a ``ManualClock``) stamps edits and
-    decides when search catches up. All may be changed while the emulator runs.
+    does not). All may be changed while the emulator runs. Edits are stamped, and search
+    catches up, by the emulator's clock (``Emulator.clock``, bound with ``use_clock``).
     """
 
     round_times_to_minute: bool = False
     search_lag_s: float = 0.0
     api_edits_move_edit_time: bool = True
-    clock: Callable[[], float] = time.time
+    _clock: Callable[[], datetime] = field(
+        default=lambda: datetime.now(UTC), init=False, repr=False, compare=False
+    )
     _pending: dict[str, _Pending] = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def use_clock(self, clock: Callable[[], datetime]) -> None:
+        """Read the time from ``clock`` (an aware datetime), as the rest of the emulator does."""
+        self._clock = clock
+
     def now(self) -> datetime:
         """The time an edit made now gets (UTC, millisecond precision as Notion's)."""
-        moment = datetime.fromtimestamp(self.clock(), UTC)
+        moment = self._clock().astimezone(UTC)
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
     def shown(self, moment: datetime) -> datetime:
@@ -125,14 +98,14 @@ class ChangeFeed:
         key = _key(obj)
         indexed = None if new else _snapshot(obj)
         with self._lock:
-            now = self.clock()
+            now = self.now()
             earlier = self._pending.get(key)
             if earlier is not None and now < earlier.visible_at:
                 indexed = earlier.indexed  # search has not seen the previous change either
             if lag_s <= 0:
                 self._pending.pop(key, None)
             else:
-                self._pending[key] = _Pending(now + lag_s, indexed)
+                self._pending[key] = _Pending(now + timedelta(seconds=lag_s), indexed)
 
     def search_view(self, obj: _Obj) -> _Obj | None:
         """``obj`` as search shows it now: itself, an older copy, or None (not indexed yet)."""
@@ -141,7 +114,7 @@ class ChangeFeed:
             pending = self._pending.get(key)
             if pending is None:
                 return obj
-            if self.clock() >= pending.visible_at:
+            if self.now() >= pending.visible_at:
                 del self._pending[key]
                 return obj
             return pending.indexed  # type: ignore[return-value]  # staged as obj's type
@@ -163,7 +136,7 @@ class ChangeFeed:
     def settled(self) -> bool:
         """Whether search shows every change made so far."""
         with self._lock:
-            now = self.clock()
+            now = self.now()
             return all(now >= p.visible_at for p in self._pending.values())
 
     # ---- answers --------------------------------------------------------------------------
@@ -229,7 +202,8 @@ Container = Page | Block | None  # None: the workspace's top level
 
 class WorkspaceChanges:
     """Changes to the live workspace as Notion makes them: each stamps ``last_edited_time``
-    where Notion would (through ``feed``'s clock and switches), tells search, and refreshes.
+    where Notion would (by the emulator's clock, as ``feed``'s switches say), tells search,
+    and refreshes.
 
     A person's edit of a page's blocks moves that page's time, never its parent's; the same
     edit made through the API by another integration (``by="api"``) moves it only while

@@ -131,6 +131,7 @@ class Emulator:
             short_pages=short_pages,
             feed=feed if feed is not None else ChangeFeed(),
         )
+        self.feed.use_clock(self.uploads.now)
         self.changes = WorkspaceChanges(self)
         self._server: _ApiServer | None = None
         self._started = False
@@ -175,7 +176,8 @@ class Emulator:
 
     @property
     def clock(self) -> Callable[[], datetime]:
-        """Now (an aware datetime) for writes and uploads: creation, edit and expiry times."""
+        """Now (an aware datetime) for writes, uploads and ``changes``: creation, edit and
+        expiry times, and when search catches up with an edit."""
         return self.uploads.clock
 
     @clock.setter
@@ -189,6 +191,7 @@ class Emulator:
 
     @feed.setter
     def feed(self, value: ChangeFeed) -> None:
+        value.use_clock(self.uploads.now)
         self._api.feed = value
 
     @property
@@ -308,7 +311,7 @@ class Emulator:
         return index
 
     def touch(self, obj: Any) -> None:
-        """Mark ``obj`` edited now (``feed.clock``) and refresh."""
+        """Mark ``obj`` edited now (``clock``) and refresh."""
         self.changes.touch(obj)
 
     def file_spec(self, file_id: str) -> FileSpec:

@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from notionfs.emulator.feed import ChangeFeed, ManualClock
+from notionfs.emulator.feed import ChangeFeed
 from notionfs.emulator.model import Block, FileSpec, Node, Page, paragraph
 from tests.emulator.conftest import World, children, search_all, start_world
+from tests.emulator.writing import Clock
 
 T0 = datetime(2026, 3, 2, 10, 7, 45, 250000, tzinfo=UTC)
 T0_ISO = "2026-03-02T10:07:45.250Z"
@@ -21,10 +22,10 @@ SORT = {"timestamp": "last_edited_time", "direction": "descending"}
 
 
 @pytest.fixture
-def clock(world: World) -> ManualClock:
+def clock(world: World) -> Clock:
     """Set at runtime, as a test of a running mount would."""
-    clock = ManualClock(T0)
-    world.emulator.feed.clock = clock
+    clock = Clock(T0)
+    world.emulator.clock = clock
     return clock
 
 
@@ -99,14 +100,14 @@ def answers_with_times(world: World) -> list[Any]:
     ]
 
 
-def test_times_are_exact_by_default(world: World, clock: ManualClock) -> None:
+def test_times_are_exact_by_default(world: World, clock: Clock) -> None:
     times = times_in(answers_with_times(world))
     assert any(not t.endswith(":00.000Z") for t in times)
     world.emulator.touch(world.refs.home)
     assert edited(world.client(), f"/v1/pages/{world.refs.home.id}") == T0_ISO
 
 
-def test_rounding_rounds_every_answer_down_to_the_minute(world: World, clock: ManualClock) -> None:
+def test_rounding_rounds_every_answer_down_to_the_minute(world: World, clock: Clock) -> None:
     feed = world.emulator.feed
     feed.round_times_to_minute = True
     world.emulator.touch(world.refs.home)
@@ -127,11 +128,11 @@ def test_rounding_rounds_every_answer_down_to_the_minute(world: World, clock: Ma
     assert edited(client, f"/v1/pages/{world.refs.home.id}") == T0_ISO
 
 
-def test_search_sorts_by_the_rounded_time(world: World, clock: ManualClock) -> None:
+def test_search_sorts_by_the_rounded_time(world: World, clock: Clock) -> None:
     refs, client = world.refs, world.client()
     for page in (refs.big_page, refs.nested, refs.in_column):  # in this order, 5 s apart
         world.emulator.touch(page)
-        clock.advance(5)
+        clock.advance(seconds=5)
     exact = sorted_search(client)
     assert ids(exact)[:3] == [refs.in_column.id, refs.nested.id, refs.big_page.id]
 
@@ -146,14 +147,14 @@ def test_search_sorts_by_the_rounded_time(world: World, clock: ManualClock) -> N
 
 
 def test_sorted_pages_lose_and_repeat_nothing_when_times_tie(
-    world: World, clock: ManualClock
+    world: World, clock: Clock
 ) -> None:
     world.emulator.feed.round_times_to_minute = True
-    clock.set(T0.replace(second=0))
+    clock.now = T0.replace(second=0)
     tied = world.refs.rows[:40]
     for row in tied:
         world.emulator.touch(row)
-        clock.advance(1)
+        clock.advance(seconds=1)
     client = world.client()
     whole = sorted_search(client, page_size=100)
     for page_size in (1, 3, 8):  # short pages on: page sizes vary along the way
@@ -167,7 +168,7 @@ def test_sorted_pages_lose_and_repeat_nothing_when_times_tie(
 # ---- search lags behind edits -------------------------------------------------------------
 
 
-def test_without_lag_an_edit_leads_search_at_once(world: World, clock: ManualClock) -> None:
+def test_without_lag_an_edit_leads_search_at_once(world: World, clock: Clock) -> None:
     page = world.refs.big_page
     world.emulator.changes.edit_text(as_block(page.children[0]), "line 0, edited")
     first = sorted_search(world.client())[0]
@@ -175,7 +176,7 @@ def test_without_lag_an_edit_leads_search_at_once(world: World, clock: ManualClo
 
 
 def test_a_lagging_edit_leads_sorted_search_only_after_the_lag(
-    world: World, clock: ManualClock
+    world: World, clock: Clock
 ) -> None:
     world.emulator.feed.search_lag_s = 30
     client = world.client()
@@ -194,35 +195,35 @@ def test_a_lagging_edit_leads_sorted_search_only_after_the_lag(
     assert ids(during) == ids(before)
     assert by_id(during, page.id)["last_edited_time"] == old_time
 
-    clock.advance(29.9)
+    clock.advance(seconds=29.9)
     assert ids(sorted_search(client)) == ids(before)
-    clock.advance(0.1)
+    clock.advance(seconds=0.1)
     after = sorted_search(client)
     assert (ids(after)[0], after[0]["last_edited_time"]) == (page.id, T0_ISO)
     assert sorted(ids(after)) == sorted(ids(before))
 
 
 def test_edits_within_the_lag_show_together_after_the_last(
-    world: World, clock: ManualClock
+    world: World, clock: Clock
 ) -> None:
     world.emulator.feed.search_lag_s = 30
     client = world.client()
     page = world.refs.big_page
     old_time = by_id(sorted_search(client), page.id)["last_edited_time"]
     world.emulator.changes.edit_text(as_block(page.children[0]), "first edit")
-    clock.advance(20)
+    clock.advance(seconds=20)
     world.emulator.changes.rename(page, "Big page, renamed")
-    clock.advance(20)  # 40 s after the first edit, 20 s after the second
+    clock.advance(seconds=20)  # 40 s after the first edit, 20 s after the second
     result = by_id(sorted_search(client), page.id)
     assert (title_of(result), result["last_edited_time"]) == ("Big page", old_time)
-    clock.advance(10)
+    clock.advance(seconds=10)
     result = sorted_search(client)[0]
     assert (title_of(result), result["last_edited_time"]) == (
         "Big page, renamed", iso(T0 + timedelta(seconds=20))
     )
 
 
-def test_a_new_page_enters_search_after_the_lag(world: World, clock: ManualClock) -> None:
+def test_a_new_page_enters_search_after_the_lag(world: World, clock: Clock) -> None:
     world.emulator.feed.search_lag_s = 10
     client = world.client()
     home = world.refs.home
@@ -232,13 +233,13 @@ def test_a_new_page_enters_search_after_the_lag(world: World, clock: ManualClock
     assert page.id in ids(children(client, home.id))
     assert search_all(client, query="Fresh page") == []
     assert page.id not in ids(sorted_search(client))
-    clock.advance(10)
+    clock.advance(seconds=10)
     assert ids(search_all(client, query="Fresh page")) == [page.id]
     # Its parent's content changed too: both lead, at the same time.
     assert set(ids(sorted_search(client))[:2]) == {page.id, home.id}
 
 
-def test_a_rename_reaches_search_after_the_lag(world: World, clock: ManualClock) -> None:
+def test_a_rename_reaches_search_after_the_lag(world: World, clock: Clock) -> None:
     world.emulator.feed.search_lag_s = 10
     client = world.client()
     nested = world.refs.nested
@@ -247,13 +248,13 @@ def test_a_rename_reaches_search_after_the_lag(world: World, clock: ManualClock)
     assert search_all(client, query="Renamed nested") == []
     [old] = search_all(client, query="Nested in toggle")
     assert (old["id"], title_of(old)) == (nested.id, "Nested in toggle")
-    clock.advance(10)
+    clock.advance(seconds=10)
     assert search_all(client, query="Nested in toggle") == []
     [new] = search_all(client, query="Renamed nested")
     assert (new["id"], new["last_edited_time"]) == (nested.id, T0_ISO)
 
 
-def test_a_new_row_enters_search_after_the_lag(world: World, clock: ManualClock) -> None:
+def test_a_new_row_enters_search_after_the_lag(world: World, clock: Clock) -> None:
     world.emulator.feed.search_lag_s = 10
     client = world.client()
     source = world.refs.tasks.data_sources[0]
@@ -262,7 +263,7 @@ def test_a_new_row_enters_search_after_the_lag(world: World, clock: ManualClock)
     assert by_id(listed, row.id)["properties"]["Name"]["title"][0]["plain_text"] == "New task"
     assert by_id(listed, row.id)["properties"]["Count"]["number"] == 7
     assert search_all(client, query="New task") == []
-    clock.advance(10)
+    clock.advance(seconds=10)
     [found] = search_all(client, query="New task")
     assert found["parent"]["data_source_id"] == source.id
 
@@ -280,7 +281,7 @@ def search_all_rows(client: httpx.Client, source_id: str) -> list[dict[str, Any]
 
 @pytest.mark.parametrize("version", ["2022-06-28", "2025-09-03"])
 def test_a_database_rename_reaches_search_after_the_lag(
-    world: World, clock: ManualClock, version: str
+    world: World, clock: Clock, version: str
 ) -> None:
     world.emulator.feed.search_lag_s = 10
     client = world.client(version)
@@ -293,7 +294,7 @@ def test_a_database_rename_reaches_search_after_the_lag(
     assert search_all(client, query="Todo") == []
     [during] = search_all(client, query="Tasks", sort=SORT)
     assert (during["id"], during["last_edited_time"]) == (found_id, before["last_edited_time"])
-    clock.advance(10)
+    clock.advance(seconds=10)
     [after] = search_all(client, query="Todo", sort=SORT)
     assert (after["id"], title_of(after), after["last_edited_time"]) == (found_id, "Todo", T0_ISO)
 
@@ -301,7 +302,7 @@ def test_a_database_rename_reaches_search_after_the_lag(
 # ---- trash --------------------------------------------------------------------------------
 
 
-def test_a_trashed_page_leaves_search_at_once(world: World, clock: ManualClock) -> None:
+def test_a_trashed_page_leaves_search_at_once(world: World, clock: Clock) -> None:
     world.emulator.feed.search_lag_s = 30  # removal does not wait for the index
     refs, client = world.refs, world.client()
     below = {refs.nested.id, refs.in_column.id, refs.rows[0].id}  # pages and rows under home
@@ -315,7 +316,7 @@ def test_a_trashed_page_leaves_search_at_once(world: World, clock: ManualClock) 
     assert (body["in_trash"], body["last_edited_time"]) == (True, T0_ISO)
 
 
-def test_trashing_a_child_page_edits_its_parent(world: World, clock: ManualClock) -> None:
+def test_trashing_a_child_page_edits_its_parent(world: World, clock: Clock) -> None:
     refs, client = world.refs, world.client()
     world.emulator.changes.trash(refs.nested)  # in a toggle on the home page
     assert refs.nested.id not in ids(search_all(client))
@@ -324,7 +325,7 @@ def test_trashing_a_child_page_edits_its_parent(world: World, clock: ManualClock
     assert sorted_search(client)[0]["id"] == refs.home.id
 
 
-def test_trashing_a_file_block(world: World, clock: ManualClock) -> None:
+def test_trashing_a_file_block(world: World, clock: Clock) -> None:
     refs, client = world.refs, world.client()
     world.emulator.changes.trash(refs.image_block)
     assert refs.image_block.id not in ids(children(client, refs.home.id))
@@ -334,14 +335,14 @@ def test_trashing_a_file_block(world: World, clock: ManualClock) -> None:
 # ---- who edits ----------------------------------------------------------------------------
 
 
-def test_api_content_edits_move_the_page_time_by_default(world: World, clock: ManualClock) -> None:
+def test_api_content_edits_move_the_page_time_by_default(world: World, clock: Clock) -> None:
     home, client = world.refs.home, world.client()
     world.emulator.changes.edit_text(as_block(home.children[0]), "Welcome back", by="api")
     assert edited(client, f"/v1/pages/{home.id}") == T0_ISO
 
 
 def test_api_content_edits_can_leave_the_page_time_alone(
-    world: World, clock: ManualClock
+    world: World, clock: Clock
 ) -> None:
     world.emulator.feed.api_edits_move_edit_time = False
     changes, home, client = world.emulator.changes, world.refs.home, world.client()
@@ -357,13 +358,13 @@ def test_api_content_edits_can_leave_the_page_time_alone(
     assert edited(client, f"/v1/pages/{home.id}") == old
     assert ids(sorted_search(client)) == order
 
-    clock.advance(60)
+    clock.advance(seconds=60)
     changes.edit_text(welcome, "Welcome, person", by="person")
     assert edited(client, f"/v1/pages/{home.id}") == iso(T0 + timedelta(seconds=60))
 
 
 def test_a_change_inside_a_child_page_leaves_its_parent_alone(
-    world: World, clock: ManualClock
+    world: World, clock: Clock
 ) -> None:
     refs, changes, client = world.refs, world.emulator.changes, world.client()
     old = edited(client, f"/v1/pages/{refs.home.id}")
@@ -377,7 +378,7 @@ def test_a_change_inside_a_child_page_leaves_its_parent_alone(
 # ---- the edits ----------------------------------------------------------------------------
 
 
-def test_move_a_page(world: World, clock: ManualClock) -> None:
+def test_move_a_page(world: World, clock: Clock) -> None:
     refs, client = world.refs, world.client()
     [columns] = [c for c in refs.home.children if isinstance(c, Block) and c.type == "column_list"]
     column = as_block(columns.children[0])
@@ -394,7 +395,7 @@ def test_move_a_page(world: World, clock: ManualClock) -> None:
     assert found["parent"]["page_id"] == refs.big_page.id
 
 
-def test_move_to_the_top_level_and_into_itself(world: World, clock: ManualClock) -> None:
+def test_move_to_the_top_level_and_into_itself(world: World, clock: Clock) -> None:
     refs, changes, client = world.refs, world.emulator.changes, world.client()
     changes.move(refs.nested, None)
     body = client.get(f"/v1/pages/{refs.nested.id}").json()
@@ -405,7 +406,7 @@ def test_move_to_the_top_level_and_into_itself(world: World, clock: ManualClock)
         changes.move(refs.home, refs.home)
 
 
-def test_add_and_replace_a_file(world: World, clock: ManualClock) -> None:
+def test_add_and_replace_a_file(world: World, clock: Clock) -> None:
     page, changes, client = world.refs.big_page, world.emulator.changes, world.client()
     block = changes.add_file(page, FileSpec("data.bin", data=b"one"), caption="v1")
     last = children(client, page.id)[-1]
@@ -415,7 +416,7 @@ def test_add_and_replace_a_file(world: World, clock: ManualClock) -> None:
     assert world.download(first_url) == b"one"
     assert edited(client, f"/v1/pages/{page.id}") == T0_ISO
 
-    clock.advance(90)
+    clock.advance(seconds=90)
     spec = changes.replace_file(block, b"two, longer")
     assert spec.id and spec is block.file
     body = client.get(f"/v1/blocks/{block.id}").json()
@@ -428,21 +429,21 @@ def test_add_and_replace_a_file(world: World, clock: ManualClock) -> None:
     assert edited(client, f"/v1/pages/{page.id}") == later
 
 
-def test_edit_text_needs_a_text_block(world: World, clock: ManualClock) -> None:
+def test_edit_text_needs_a_text_block(world: World, clock: Clock) -> None:
     with pytest.raises(ValueError):
         world.emulator.changes.edit_text(world.refs.image_block, "no text here")
 
 
-def test_touch_stamps_the_feed_clock(world: World, clock: ManualClock) -> None:
+def test_touch_stamps_the_feed_clock(world: World, clock: Clock) -> None:
     world.emulator.touch(world.refs.image_block)
     assert edited(world.client(), f"/v1/blocks/{world.refs.image_block.id}") == T0_ISO
 
 
 @pytest.fixture
-def built_with_switches() -> Iterator[tuple[World, ManualClock]]:
-    clock = ManualClock(T0)
-    feed = ChangeFeed(round_times_to_minute=True, search_lag_s=5, clock=clock)
-    world = start_world(feed=feed)
+def built_with_switches() -> Iterator[tuple[World, Clock]]:
+    clock = Clock(T0)
+    world = start_world(feed=ChangeFeed(round_times_to_minute=True, search_lag_s=5))
+    world.emulator.clock = clock
     try:
         yield world, clock
     finally:
@@ -450,14 +451,14 @@ def built_with_switches() -> Iterator[tuple[World, ManualClock]]:
         world.emulator.stop()
 
 
-def test_switches_from_the_constructor(built_with_switches: tuple[World, ManualClock]) -> None:
+def test_switches_from_the_constructor(built_with_switches: tuple[World, Clock]) -> None:
     world, clock = built_with_switches
     client = world.client()
     page = world.emulator.changes.add_page(None, "Top level", [Page("Under it")])
     assert edited(client, f"/v1/pages/{page.id}") == T0_MINUTE_ISO
     assert search_all(client, query="Top level") == []
     assert not world.emulator.feed.settled()
-    clock.advance(5)
+    clock.advance(seconds=5)
     assert world.emulator.feed.settled()
     [found] = search_all(client, query="Top level")
     assert found["last_edited_time"] == T0_MINUTE_ISO
