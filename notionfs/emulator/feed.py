@@ -91,9 +91,15 @@ class ChangeFeed:
 
     # ---- what search has indexed ----------------------------------------------------------
 
-    def stage(self, obj: Searchable, *, new: bool = False) -> None:
+    def stage(self, obj: Searchable | Block, *, new: bool = False) -> None:
         """Call before ``obj`` changes (or once a ``new`` object has its id): search keeps
-        showing the object as it is now (or nothing) for ``search_lag_s`` more seconds."""
+        showing the object as it is now (or nothing) for ``search_lag_s`` more seconds.
+        A database's data sources with it; blocks, which search never shows, not at all."""
+        if isinstance(obj, Block) or not obj.id:
+            return  # not in search (an object without an id is not in the workspace yet)
+        if isinstance(obj, Database):
+            for source in obj.data_sources:
+                self.stage(source, new=new)
         lag_s = self.search_lag_s
         key = _key(obj)
         indexed = None if new else _snapshot(obj)
@@ -352,12 +358,7 @@ class WorkspaceChanges:
 
     def _stamp(self, obj: Page | Database | Block, now: datetime) -> None:
         """``obj`` edited at ``now``; search learns of it after the lag."""
-        if isinstance(obj, (Page, Database)) and obj.id:
-            self._feed.stage(obj)
-            if isinstance(obj, Database):
-                for source in obj.data_sources:
-                    if source.id:
-                        self._feed.stage(source)
+        self._feed.stage(obj)
         obj.last_edited_time = now
 
     def _edit_content_of(self, container: object, now: datetime, by: Editor) -> None:
@@ -379,7 +380,7 @@ class WorkspaceChanges:
                 item.created_time = item.last_edited_time = now
         self._host.workspace.assign_ids()
         for item in fresh:
-            if isinstance(item, (Page, Database, DataSource)):
+            if isinstance(item, (Page, Database)):
                 self._feed.stage(item, new=True)
         self._host.refresh()
 

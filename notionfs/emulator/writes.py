@@ -853,6 +853,8 @@ class WritableApi(NotionApi):
         if entry is None:
             raise KeyError(object_id)
         obj = entry.obj
+        for edited in (obj, entry.owner):
+            self.feed.stage(edited)  # search shows the edit after its lag (see feed.py)
         if isinstance(obj, Block) and obj.file is not None:
             old = obj.file
             obj.file = FileSpec(

@@ -463,3 +463,15 @@ def test_switches_from_the_constructor(built_with_switches: tuple[World, Clock])
     [found] = search_all(client, query="Top level")
     assert found["last_edited_time"] == T0_MINUTE_ISO
     assert ids(search_all(client, query="Under it")) == [page.children[0].id]
+
+
+def test_a_remote_edit_reaches_search_after_the_lag(world: World, clock: Clock) -> None:
+    """Emulator.remote_edit (the writes' conflicting edit by a person) lags in search too."""
+    world.emulator.feed.search_lag_s = 10
+    client = world.client()
+    nested = world.refs.nested
+    world.emulator.remote_edit(nested.id, title="Edited elsewhere")
+    assert title_of(client.get(f"/v1/pages/{nested.id}").json()) == "Edited elsewhere"
+    assert search_all(client, query="Edited elsewhere") == []
+    clock.advance(seconds=10)
+    assert ids(search_all(client, query="Edited elsewhere")) == [nested.id]
