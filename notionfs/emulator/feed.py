@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar
 
 from notionfs.emulator.index import WorkspaceIndex, id_key
 from notionfs.emulator.model import (
@@ -200,16 +202,32 @@ class _Host(Protocol):
     @property
     def index(self) -> WorkspaceIndex: ...
 
-    def refresh(self) -> None: ...
+    def editing(self) -> AbstractContextManager[None]: ...
 
 
 Container = Page | Block | None  # None: the workspace's top level
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _edit(
+    method: Callable[Concatenate[WorkspaceChanges, _P], _R],
+) -> Callable[Concatenate[WorkspaceChanges, _P], _R]:
+    """Run an edit alone (requests wait) and re-index after it, so no answer shows half of
+    it (a child listed before it is indexed, a page in neither parent)."""
+
+    @functools.wraps(method)
+    def run(changes: WorkspaceChanges, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with changes._host.editing():
+            return method(changes, *args, **kwargs)
+
+    return run
 
 
 class WorkspaceChanges:
     """Changes to the live workspace as Notion makes them: each stamps ``last_edited_time``
     where Notion would (by the emulator's clock, as ``feed``'s switches say), tells search,
-    and refreshes.
+    and re-indexes, while requests wait (``Emulator.editing``).
 
     A person's edit of a page's blocks moves that page's time, never its parent's; the same
     edit made through the API by another integration (``by="api"``) moves it only while
@@ -227,13 +245,14 @@ class WorkspaceChanges:
 
     # ---- one object ---------------------------------------------------------------------
 
+    @_edit
     def touch(self, obj: Page | Database | Block) -> None:
         """Mark ``obj`` edited now; nothing else changes."""
         self._stamp(obj, self._feed.now())
-        self._host.refresh()
 
     # ---- pages and databases ----------------------------------------------------------------
 
+    @_edit
     def rename(self, obj: Page | Database, title: str) -> None:
         """A new title (a row's title property too; a database's only data source's name
         when it was the database's)."""
@@ -246,8 +265,8 @@ class WorkspaceChanges:
         elif len(obj.data_sources) == 1 and obj.data_sources[0].title == obj.title:
             obj.data_sources[0].title = title
         obj.title = title
-        self._host.refresh()
 
+    @_edit
     def add_page(
         self,
         parent: Page | Block | None,
@@ -264,6 +283,7 @@ class WorkspaceChanges:
         self._created(page, now)
         return page
 
+    @_edit
     def move(
         self, obj: Page | Database, parent: Page | Block | None, *, by: Editor = "person"
     ) -> None:
@@ -278,8 +298,8 @@ class WorkspaceChanges:
         self._edit_content_of(parent, now, by)
         _remove(self._host.workspace, old, obj)
         _children_of(self._host.workspace, parent).append(obj)
-        self._host.refresh()
 
+    @_edit
     def trash(self, obj: Page | Database | Block, *, by: Editor = "person") -> None:
         """Move to the trash: gone from search and from its parent's children at once."""
         now = self._feed.now()
@@ -288,8 +308,8 @@ class WorkspaceChanges:
         container = obj if isinstance(obj, Block) else self._host.index.entry_of(obj).parent
         self._edit_content_of(container, now, by)
         obj.in_trash = True
-        self._host.refresh()
 
+    @_edit
     def add_row(
         self,
         database: Database | DataSource,
@@ -308,6 +328,7 @@ class WorkspaceChanges:
 
     # ---- a page's content ----------------------------------------------------------------
 
+    @_edit
     def add_file(
         self,
         parent: Page | Block,
@@ -326,6 +347,7 @@ class WorkspaceChanges:
         self._created(block, now)
         return block
 
+    @_edit
     def replace_file(
         self, block: Block, data: bytes | FileSpec, *, by: Editor = "person"
     ) -> FileSpec:
@@ -341,9 +363,9 @@ class WorkspaceChanges:
         self._stamp(block, now)
         self._edit_content_of(block, now, by)
         block.file = spec
-        self._host.refresh()
         return spec
 
+    @_edit
     def edit_text(self, block: Block, text: str, *, by: Editor = "person") -> None:
         """New text in a text block (paragraph, heading, toggle, callout, list item...)."""
         if "rich_text" not in block.payload:
@@ -352,7 +374,6 @@ class WorkspaceChanges:
         self._stamp(block, now)
         self._edit_content_of(block, now, by)
         block.payload["rich_text"] = rich_text(text)
-        self._host.refresh()
 
     # ---- stamping -----------------------------------------------------------------------
 
@@ -382,7 +403,6 @@ class WorkspaceChanges:
         for item in fresh:
             if isinstance(item, (Page, Database)):
                 self._feed.stage(item, new=True)
-        self._host.refresh()
 
 
 def _title_property(source: DataSource) -> str | None:

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
@@ -277,6 +278,11 @@ class Emulator:
     def refresh(self) -> None:
         """Re-index after the workspace changed: new ids, new or replaced files."""
         self._api.refresh()
+
+    def editing(self) -> AbstractContextManager[None]:
+        """Change the workspace model inside, then re-index; requests wait meanwhile, so none
+        sees a half-made change (``changes`` edits this way)."""
+        return self._api.editing()
 
     def remote_edit(
         self,

@@ -200,6 +200,13 @@ class WritableApi(NotionApi):
         with self._rw.write():
             self.index = self._reindex()
 
+    @contextmanager
+    def editing(self) -> Iterator[None]:
+        """A test's changes to the model inside run alone (requests wait), then re-index."""
+        with self._rw.write():
+            yield
+            self.index = self._reindex()
+
     def _commit(self, call: Call) -> RenderContext:
         """Re-index after a write; the context to render the answer with."""
         self.index = self._reindex()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from notionfs.emulator.feed import ChangeFeed
 from notionfs.emulator.model import Block, FileSpec, Node, Page, paragraph
-from tests.emulator.conftest import World, children, search_all, start_world
+from tests.emulator.conftest import BIG_PAGE_CHILDREN, World, children, search_all, start_world
 from tests.emulator.writing import Clock
 
 T0 = datetime(2026, 3, 2, 10, 7, 45, 250000, tzinfo=UTC)
@@ -475,3 +476,25 @@ def test_a_remote_edit_reaches_search_after_the_lag(world: World, clock: Clock) 
     assert search_all(client, query="Edited elsewhere") == []
     clock.advance(seconds=10)
     assert ids(search_all(client, query="Edited elsewhere")) == [nested.id]
+
+
+def test_requests_never_see_half_an_edit(world: World) -> None:
+    """Listings running while pages are added and moved answer 200 throughout."""
+    home, statuses, done = world.refs.home, [], threading.Event()
+
+    def list_home() -> None:
+        client = world.client()
+        while not done.is_set():
+            statuses.append(client.get(f"/v1/blocks/{home.id}/children").status_code)
+
+    reader = threading.Thread(target=list_home)
+    reader.start()
+    try:
+        for i in range(30):
+            page = world.emulator.changes.add_page(home, f"Busy {i}")
+            world.emulator.changes.move(page, world.refs.big_page)
+    finally:
+        done.set()
+        reader.join()
+    assert statuses and set(statuses) == {200}
+    assert len(children(world.client(), world.refs.big_page.id)) == BIG_PAGE_CHILDREN + 30
