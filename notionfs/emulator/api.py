@@ -25,6 +25,7 @@ from notionfs.emulator.faults import (
     TokenBucket,
     retry_after_header,
 )
+from notionfs.emulator.feed import ChangeFeed
 from notionfs.emulator.index import IndexEntry, WorkspaceIndex, dashed_id, id_key
 from notionfs.emulator.model import Block, Database, DataSource, FileSpec, Page
 from notionfs.emulator.render import (
@@ -311,6 +312,7 @@ class NotionApi:
         counters: ApiCounters,
         expiry_s: float = 3600.0,
         short_pages: bool = True,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.index = index
         self.token = token
@@ -321,6 +323,7 @@ class NotionApi:
         self.short_pages = short_pages
         self.base_url = ""  # set once the server listens; used for property next_url
         self.bucket = TokenBucket()
+        self.feed = feed if feed is not None else ChangeFeed()
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], raw_body: bytes
@@ -403,7 +406,7 @@ class NotionApi:
         ctx = RenderContext(version=version, index=self.index, file_object=self._file_object)
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         call = Call(version, params, query, body, request_id, ctx, raw_body, headers)
-        return route.handler(self, call)
+        return self.feed.present(route.handler(self, call))
 
     def _authenticate(self, headers: dict[str, str]) -> None:
         if headers.get("authorization", "") != f"Bearer {self.token}":
@@ -515,13 +518,17 @@ class NotionApi:
             raise _validation("body failed validation: body.query should be a string.")
         wanted = _search_filter(call.body.get("filter"), call.version)
         descending = _search_sort(call.body.get("sort"))
+        feed = self.feed
+        # What search has indexed: an object edited within the search lag shows as it was.
+        seen = [feed.search_view(e.obj) for e in call.index.order if _searchable(e, wanted, call)]
         found = [
-            e.obj
-            for e in call.index.order
-            if _searchable(e, wanted, call) and (query or "").lower() in _title_of(e, call).lower()
+            obj
+            for obj in seen
+            if obj is not None and (query or "").lower() in _title_of(obj, call).lower()
         ]
         if descending is not None:
-            found.sort(key=lambda obj: _edited_time(obj, call), reverse=descending)
+            # Stable: objects whose (rounded) times tie keep one order across pages.
+            found.sort(key=lambda obj: feed.search_time(obj, call.index), reverse=descending)
         page_size, cursor = _page_args(call.body, "body")
         page = paginate(
             found,
@@ -531,9 +538,11 @@ class NotionApi:
             short_pages=self.short_pages,
         )
         kind = "page_or_database" if call.version == V2022 else "page_or_data_source"
-        return _list_body(
-            kind, [_render_any(o, call.ctx) for o in page.items], page, call.request_id
-        )
+        results = []
+        for o in page.items:
+            shown = iso_time(feed.search_time(o, call.index))  # the time search indexed
+            results.append({**_render_any(o, call.ctx), "last_edited_time": shown})
+        return _list_body(kind, results, page, call.request_id)
 
     def _get_page(self, call: Call) -> Json:
         page = self._require(call, "page", (Page,), "page_id").obj
@@ -695,21 +704,12 @@ def _searchable(entry: IndexEntry, wanted: str | None, call: Call) -> bool:
     return False
 
 
-def _title_of(entry: IndexEntry, call: Call) -> str:
-    obj = entry.obj
+def _title_of(obj: Any, call: Call) -> str:
     if isinstance(obj, Page):
         return page_title(obj, call.index.data_source_of(obj))
     if isinstance(obj, (Database, DataSource)):
         return obj.title
     return ""
-
-
-def _edited_time(obj: Any, call: Call) -> datetime:
-    if isinstance(obj, DataSource):
-        obj = call.index.database_of(obj)
-    moment = obj.last_edited_time
-    assert isinstance(moment, datetime)
-    return moment
 
 
 def _render_any(obj: Any, ctx: RenderContext) -> Json:

@@ -7,7 +7,8 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from notionfs.emulator.faults import ApiCounters, ApiFaults
+from notionfs.emulator.feed import ChangeFeed, WorkspaceChanges
 from notionfs.emulator.filehost import FileHost
 from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.index import WorkspaceIndex
@@ -84,10 +86,12 @@ def _check_loopback(host: str) -> None:
 class Emulator:
     """A local Notion: serves ``workspace`` live through the API and a signed-URL file host.
 
-    Tests may mutate the workspace and then call ``refresh()``; ``faults`` and
-    ``filehost.faults`` make it misbehave, ``counters`` and ``filehost.counters`` record.
-    The integration may write (pages, blocks, file uploads) unless ``read_only``;
-    ``uploads`` holds the file uploads and the workspace's plan ("free" or "paid").
+    Tests may mutate the workspace and then call ``refresh()``, or change it as Notion
+    would through ``changes`` (edit times, search lag); ``feed`` holds the switches for how
+    changes are reported. ``faults`` and ``filehost.faults`` make it misbehave, ``counters``
+    and ``filehost.counters`` record. The integration may write (pages, blocks, file uploads)
+    unless ``read_only``; ``uploads`` holds the file uploads and the workspace's plan ("free"
+    or "paid").
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class Emulator:
         short_pages: bool = True,
         read_only: bool = False,
         plan: str = "paid",
+        feed: ChangeFeed | None = None,
     ) -> None:
         _check_loopback(host)
         self.workspace = workspace
@@ -125,7 +130,10 @@ class Emulator:
             counters=self.counters,
             expiry_s=expiry_s,
             short_pages=short_pages,
+            feed=feed if feed is not None else ChangeFeed(),
         )
+        self.feed.use_clock(self.uploads.now)
+        self.changes = WorkspaceChanges(self)
         self._server: _ApiServer | None = None
         self._started = False
         self._lifecycle_lock = threading.Lock()
@@ -169,12 +177,23 @@ class Emulator:
 
     @property
     def clock(self) -> Callable[[], datetime]:
-        """Now (an aware datetime) for writes and uploads: creation, edit and expiry times."""
+        """Now (an aware datetime) for writes, uploads and ``changes``: creation, edit and
+        expiry times, and when search catches up with an edit."""
         return self.uploads.clock
 
     @clock.setter
     def clock(self, value: Callable[[], datetime]) -> None:
         self.uploads.clock = value
+
+    @property
+    def feed(self) -> ChangeFeed:
+        """How changes are reported: rounded times, search lag, API edits, the clock."""
+        return self._api.feed
+
+    @feed.setter
+    def feed(self, value: ChangeFeed) -> None:
+        value.use_clock(self.uploads.now)
+        self._api.feed = value
 
     @property
     def files_url(self) -> str:
@@ -260,6 +279,11 @@ class Emulator:
         """Re-index after the workspace changed: new ids, new or replaced files."""
         self._api.refresh()
 
+    def editing(self) -> AbstractContextManager[None]:
+        """Change the workspace model inside, then re-index; requests wait meanwhile, so none
+        sees a half-made change (``changes`` edits this way)."""
+        return self._api.editing()
+
     def remote_edit(
         self,
         object_id: str,
@@ -293,9 +317,8 @@ class Emulator:
         return index
 
     def touch(self, obj: Any) -> None:
-        """Mark ``obj`` edited now (UTC) and refresh."""
-        obj.last_edited_time = datetime.now(UTC)
-        self.refresh()
+        """Mark ``obj`` edited now (``clock``) and refresh."""
+        self.changes.touch(obj)
 
     def file_spec(self, file_id: str) -> FileSpec:
         spec = self._api.index.file(file_id)

@@ -200,6 +200,13 @@ class WritableApi(NotionApi):
         with self._rw.write():
             self.index = self._reindex()
 
+    @contextmanager
+    def editing(self) -> Iterator[None]:
+        """A test's changes to the model inside run alone (requests wait), then re-index."""
+        with self._rw.write():
+            yield
+            self.index = self._reindex()
+
     def _commit(self, call: Call) -> RenderContext:
         """Re-index after a write; the context to render the answer with."""
         self.index = self._reindex()
@@ -867,6 +874,8 @@ class WritableApi(NotionApi):
         if entry is None:
             raise KeyError(object_id)
         obj = entry.obj
+        for edited in (obj, entry.owner):
+            self.feed.stage(edited)  # search shows the edit after its lag (see feed.py)
         if isinstance(obj, Block) and obj.file is not None:
             old = obj.file
             obj.file = FileSpec(
