@@ -30,6 +30,8 @@ from .fusebind import BINDINGS, Binding, load_binding
 
 if TYPE_CHECKING:
     from .client import NotionClient
+    from .models import User
+    from .store import StoreIdentity
 
 logger = logging.getLogger("notionfs")
 
@@ -145,6 +147,11 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--deadline", type=float, metavar="SECONDS",
         help=f"seconds any filesystem call may take (default: {defaults.op_deadline_s:g})",
+    )
+    p.add_argument(
+        "--no-metadata-cache", action="store_true",
+        help="keep no listings on disk between mounts (default: kept under "
+        "$XDG_CACHE_HOME/notionfs/metadata, without tokens, signed URLs or file bytes)",
     )
     p.add_argument(
         "--poll-interval", type=float, metavar="SECONDS",
@@ -424,8 +431,19 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+class NotionUnreachable(ConfigError):
+    """Notion could not be reached to check the token (a cache may still serve)."""
+
+
 def check_token(settings: Settings, client: NotionClient | None = None) -> str:
-    """Ask Notion who we are; returns the workspace name. One clear error otherwise.
+    """Ask Notion who we are; returns the workspace name. One clear error otherwise."""
+    me = identify(settings, client)
+    return me.workspace_name or me.name or "workspace"
+
+
+def identify(settings: Settings, client: NotionClient | None = None) -> User:
+    """Ask Notion who we are (users/me). One clear error otherwise; NotionUnreachable when
+    it cannot be reached at all.
 
     Given the mount's own ``client`` (left open), the check counts against the same rate
     limit as the requests that follow it.
@@ -445,11 +463,13 @@ def check_token(settings: Settings, client: NotionClient | None = None) -> str:
     except ApiError as exc:
         raise ConfigError(_explain_api_error(settings.api_url, exc)) from None
     except NetworkError as exc:
-        raise ConfigError(f"cannot reach the Notion API at {settings.api_url}: {exc}") from None
+        raise NotionUnreachable(
+            f"cannot reach the Notion API at {settings.api_url}: {exc}"
+        ) from None
     finally:
         if own_client:
             client.close()
-    return me.workspace_name or me.name or "workspace"
+    return me
 
 
 def _explain_api_error(api_url: str, exc: ApiError) -> str:
@@ -527,6 +547,7 @@ def mount_command(args: argparse.Namespace) -> int:
         "rate_limit_rps": args.rate_limit,
         "debug": args.debug,
         "fuse_binding": args.fuse_binding,
+        "metadata_cache": False if args.no_metadata_cache else None,
     }
     try:
         binding = check_fuse_available(
@@ -544,8 +565,11 @@ def mount_command(args: argparse.Namespace) -> int:
             from .client import NotionClient
 
             client = stack.enter_context(NotionClient(settings))
-            workspace_name = check_token(settings, client)
-            _serve(binding, settings, client, mountpoint, workspace_name, extra, lifecycle)
+            workspace_name, identity = _who(settings, client)
+            _serve(
+                binding, settings, client, mountpoint, workspace_name, extra, lifecycle,
+                identity,
+            )  # fmt: skip
     except KeyboardInterrupt:
         print("notionfs: interrupted", file=sys.stderr)
         return 130
@@ -561,6 +585,40 @@ def mount_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_root(settings: Settings) -> Path | None:
+    if not settings.metadata_cache or not settings.cache_dir:
+        return None
+    return Path(settings.cache_dir) / "metadata"
+
+
+def _who(settings: Settings, client: NotionClient) -> tuple[str, StoreIdentity | None]:
+    """The workspace's name and the metadata cache's identity: from Notion, or, with Notion
+    out of reach, from a cache this token built (the mount then comes up from it)."""
+    from .persist import identity_of, offline_identity
+
+    root = _cache_root(settings)
+    try:
+        me = identify(settings, client)
+    except NotionUnreachable as exc:
+        found = None
+        if root is not None:
+            found = offline_identity(
+                root, settings.api_url, settings.notion_version, settings.token
+            )
+        if found is None:
+            raise
+        logger.warning(
+            "%s; mounting from the metadata cache (folders seen before browse, files not in "
+            "memory fail with EIO); the change feed resumes by itself when Notion answers",
+            exc,
+        )
+        return found[1], found[0]
+    name = me.workspace_name or me.name or "workspace"
+    if root is None:
+        return name, None
+    return name, identity_of(settings.api_url, settings.notion_version, me)
+
+
 def _serve(
     binding: Binding,
     settings: Settings,
@@ -569,8 +627,10 @@ def _serve(
     workspace_name: str,
     extra: dict[str, Any],
     lifecycle: StopOnSignal,
+    identity: StoreIdentity | None = None,
 ) -> None:
     from .fuse_ops import fuse_options, run_fuse
+    from .persist import WORKSPACE_NAME_STATE, Persistence, open_store
     from .remote import file_host_client
     from .workspace import NotionWorkspace
 
@@ -579,10 +639,19 @@ def _serve(
     )
     # File hosts get their own client: the Notion token must never travel to them.
     files_http = file_host_client(settings)
-    workspace = NotionWorkspace(client, files_http, settings)
+    persist = None
+    root = _cache_root(settings)
+    if identity is not None and root is not None:
+        store = open_store(root, identity, settings.token, warn=_warn_cache)
+        persist = Persistence(store, client)
+        persist.save_state(WORKSPACE_NAME_STATE, workspace_name)
+    workspace = NotionWorkspace(client, files_http, settings, persist=persist)
+    restored = workspace.restore()
     logger.info(
-        "mounting %s (notion:%s) at %s with %s over libfuse %d",
+        "mounting %s (notion:%s) at %s with %s over libfuse %d; %d folders from the "
+        "metadata cache",
         settings.api_url, workspace_name, mountpoint, binding.name, binding.libfuse_major,
+        restored,
     )  # fmt: skip
     workspace.start_feed()
     try:
@@ -597,8 +666,14 @@ def _serve(
     finally:
         lifecycle.finished.set()
         workspace.close()
+        if persist is not None:
+            persist.close()
         files_http.close()
     logger.info("unmounted %s", mountpoint)
+
+
+def _warn_cache(message: str) -> None:
+    logger.warning("metadata cache: %s", message)
 
 
 def _announce_when_mounted(lifecycle: StopOnSignal, ready_fd: int | None) -> None:
@@ -896,7 +971,7 @@ def mount_helper(argv: Sequence[str] | None = None) -> int:
 
 # ---- entry point ---------------------------------------------------------------------------
 
-COMMANDS = ("mount", "emulator")
+COMMANDS = ("mount", "cache", "emulator")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -906,6 +981,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"notionfs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_mount_arguments(sub.add_parser("mount", help="mount a workspace"))
+    from . import cachecmd
+
+    cachecmd.add_arguments(
+        sub.add_parser("cache", help="show or clear the metadata kept on disk between mounts")
+    )
     emulator = sub.add_parser("emulator", help="serve the local Notion emulator (demo workspace)")
     from .emulator import cli as emulator_cli
 
@@ -923,6 +1003,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     if args.command == "mount":
         return mount_command(args)
+    if args.command == "cache":
+        from . import cachecmd
+
+        return cachecmd.run(args)
     from .emulator import cli as emulator_cli
 
     return int(emulator_cli.run(args))

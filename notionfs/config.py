@@ -36,6 +36,8 @@ class Settings:
     # report lives backstop_ttl_s, for what search cannot see (docs/SEMANTICS.md), and is then
     # re-listed behind the held answer; the kernel keeps answers kernel_timeout_s.
     poll_interval_s: float = 15.0
+    # Listings, sizes and the feed's mark kept on disk (under cache_dir) between mounts.
+    metadata_cache: bool = True
     backstop_ttl_s: float = 600.0
     kernel_timeout_s: float = 2.0
     feed_lag_window_s: float = 300.0

@@ -122,6 +122,11 @@ class Listings:
             self._held[folder.key] = listing
         return listing
 
+    def seed(self, key: str, children: Mapping[str, Node], source: Any = None) -> None:
+        """Hold ``children`` for ``key`` as if just listed (a listing read back from disk)."""
+        with self._lock:
+            self._held[key] = Listing(children, self._clock(), source)
+
     def invalidate(self, key: str) -> None:
         """List ``key`` anew on its next access (the held listing still answers meanwhile)."""
         with self._lock:

@@ -190,6 +190,9 @@ class User:
     name: str | None
     type: str  # "person" | "bot" (or "unknown" for a partial user)
     workspace_name: str | None
+    # A bot's workspace and upload limit (users/me from 2025-09-03; None where not told).
+    workspace_id: str | None = None
+    max_upload_bytes: int | None = None
 
 
 # ---- field readers: every lookup goes through these, so bad JSON raises MalformedResponse --
@@ -489,12 +492,22 @@ def parse_block(d: Any) -> Block:
 def parse_user(d: Any) -> User:
     u = _expect_object(d, "user")
     bot = u.get("bot")
-    workspace_name = None
-    if isinstance(bot, Mapping) and isinstance(bot.get("workspace_name"), str):
-        workspace_name = bot["workspace_name"]
+    workspace_name = workspace_id = max_upload = None
+    if isinstance(bot, Mapping):
+        if isinstance(bot.get("workspace_name"), str):
+            workspace_name = bot["workspace_name"]
+        if isinstance(bot.get("workspace_id"), str):
+            workspace_id = bot["workspace_id"]
+        limits = bot.get("workspace_limits")
+        if isinstance(limits, Mapping):
+            limit = limits.get("max_file_upload_size_in_bytes")
+            if isinstance(limit, int) and not isinstance(limit, bool):
+                max_upload = limit
     return User(
         id=_id(u, "id", "user"),
         name=_opt_str(u, "name", "user"),
         type=u.get("type") or "unknown",
         workspace_name=workspace_name,
+        workspace_id=workspace_id,
+        max_upload_bytes=max_upload,
     )

@@ -34,8 +34,10 @@ class RemoteFiles:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        on_size: Callable[[str, int], None] | None = None,
     ) -> None:
         self._http = http
+        self._on_size = on_size  # told each size a probe learns (kept on disk)
         self._settings = settings
         self._clock = clock
         self.cache = BlockCache(settings.cache_size_bytes, settings.block_size_bytes)
@@ -55,9 +57,12 @@ class RemoteFiles:
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
         self._fetch_pool.shutdown(wait=False, cancel_futures=True)
 
-    def remote_for(self, file_key: str, ref: FileRef, resolver: Resolver) -> RemoteFile:
+    def remote_for(
+        self, file_key: str, ref: FileRef, resolver: Resolver, known_size: int | None = None
+    ) -> RemoteFile:
         """The RemoteFile for ``file_key``; one already held adopts the listing's newer URL,
-        so an expiry costs no API call of its own."""
+        so an expiry costs no API call of its own. ``known_size``: kept from an earlier
+        mount (a file's identity includes its version, so its size cannot have changed)."""
         with self._lock:
             remote = self._remotes.get(file_key)
             if remote is None:
@@ -68,11 +73,18 @@ class RemoteFiles:
                     self.cache,
                     self._settings,
                     executor=self._fetch_pool,
+                    known_size=known_size,
                 )
                 self._remotes[file_key] = remote
                 return remote
         remote.offer(location_of(ref))
         return remote
+
+    def known_sizes(self) -> dict[str, int]:
+        """Every size known now, by file key."""
+        with self._lock:
+            remotes = list(self._remotes.items())
+        return {key: r.known_size for key, r in remotes if r.known_size is not None}
 
     def probe(self, remotes: Iterable[RemoteFile]) -> None:
         """Probe every file's size in parallel; the probe also brings the file's first bytes.
@@ -91,8 +103,10 @@ class RemoteFiles:
     def _probe_quietly(self, remote: RemoteFile) -> None:
         failed = True
         try:
-            remote.size()
+            size = remote.size()
             failed = False
+            if self._on_size is not None:
+                self._on_size(remote.key, size)
         except NotionFSError as exc:
             logger.info("size probe failed for %s: %s", remote.key, exc)
         except Exception:

@@ -30,7 +30,15 @@ from .lister import Found, NotionLister, Source, Titles
 from .listings import Listing, Listings
 from .naming import NameRequest, assign_names
 from .nodes import ROOT_KEY, InodeTable, Kind, Node
-from .pagetext import PAGE_TEXT_NAME, TABLE_NAME, PageText, Paths, generated_name
+from .pagetext import (
+    PAGE_TEXT_NAME,
+    TABLE_NAME,
+    GeneratedText,
+    PageText,
+    Paths,
+    generated_name,
+)
+from .persist import Persistence
 from .relations import Relations
 from .remotes import RemoteFiles
 from .render.markdown import BlockNode
@@ -161,11 +169,16 @@ class NotionWorkspace:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        persist: Persistence | None = None,
     ) -> None:
         self._settings = settings
+        self._persist = persist
         self._inodes = InodeTable()
-        self._files = RemoteFiles(files_http, settings, clock=clock)
-        titles = Titles()
+        self._files = RemoteFiles(
+            files_http, settings, clock=clock,
+            on_size=persist.save_size if persist is not None else None,
+        )  # fmt: skip
+        titles = self._titles = Titles()
         self._lister = NotionLister(client, titles)
         self._paths = Paths()
         self._texts = PageText(client, titles, self._paths)
@@ -193,6 +206,7 @@ class NotionWorkspace:
     def close(self) -> None:
         if self._poller is not None:
             self._poller.stop()
+        self._keep_on_disk()
         if self._relist_pool is not None:
             self._relist_pool.shutdown(wait=False, cancel_futures=True)
         self._files.close()
@@ -203,8 +217,14 @@ class NotionWorkspace:
         """Poll Notion for changes every ``poll_interval_s`` (none when it is 0)."""
         if not self._settings.feed_enabled or self._poller is not None:
             return self._poller
+        persist = self._persist
+        if mark is None and persist is not None:
+            mark = persist.mark()
         feed = ChangeFeed(self._client, mark=mark, lag_window_s=self._settings.feed_lag_window_s)
-        self._poller = FeedPoller(feed, self.apply_changes, self._settings.poll_interval_s)
+        self._poller = FeedPoller(
+            feed, self.apply_changes, self._settings.poll_interval_s,
+            on_mark=persist.save_mark if persist is not None else None,
+        )  # fmt: skip
         self._poller.start()
         return self._poller
 
@@ -331,12 +351,28 @@ class NotionWorkspace:
 
     def _fetch(self, folder: Node, held: Listing | None) -> tuple[Mapping[str, Node], Source]:
         found, source = self._lister.list_folder(folder)
-        return self._materialise(folder, found, source, held), source
+        generated = generated_name(folder, source)
+        block_ids = list(_block_ids(source.blocks))
+        children = self._materialise(
+            folder, found, held, generated=generated, block_ids=block_ids,
+            text=lambda siblings, path: self._texts.text(generated or "", source, siblings, path),
+        )  # fmt: skip
+        if self._persist is not None:
+            self._persist.save_later(folder.key, found, children, block_ids)
+        return children, source
 
     def _materialise(
-        self, folder: Node, found: list[Found], source: Source, held: Listing | None
+        self,
+        folder: Node,
+        found: list[Found],
+        held: Listing | None,
+        *,
+        generated: str | None,
+        text: Callable[[Mapping[str, Node], str | None], GeneratedText],
+        block_ids: Iterable[str],
+        sizes: Mapping[str, int] | None = None,
     ) -> Mapping[str, Node]:
-        generated = generated_name(folder, source)
+        """Named, numbered nodes for what a listing found (fetched, or read back from disk)."""
         names = assign_names(
             [
                 NameRequest(key=f.key, raw=f.raw_name, order=f.order, is_file=not f.kind.is_dir)
@@ -345,9 +381,7 @@ class NotionWorkspace:
             reserved=(generated,) if generated else (),
         )
         previous = {n.key: n for n in held.children.values()} if held is not None else {}
-        self._relations.record(
-            folder.key, ((f.key, f.raw_name) for f in found), _block_ids(source.blocks)
-        )
+        self._relations.record(folder.key, ((f.key, f.raw_name) for f in found), block_ids)
         children: dict[str, Node] = {}
         for f in found:
             before = previous.get(f.key)
@@ -359,7 +393,8 @@ class NotionWorkspace:
             remote = None
             if f.kind is Kind.FILE:
                 assert f.file_key is not None and f.file_ref is not None and f.resolver
-                remote = self._files.remote_for(f.file_key, f.file_ref, f.resolver)
+                known = sizes.get(f.file_key) if sizes is not None else None
+                remote = self._files.remote_for(f.file_key, f.file_ref, f.resolver, known)
             # A file's inode follows its identity, so a replaced file is a new inode with a
             # page cache of its own; readers of the old version never see the new bytes.
             inode_key = f.key if f.file_key is None else f"{f.key}@{f.file_key}"
@@ -376,10 +411,54 @@ class NotionWorkspace:
             children[generated] = Node(
                 Kind.GENERATED, key, generated, self._inodes.inode(key),
                 object_id=folder.object_id, ctime_s=folder.ctime_s, mtime_s=folder.mtime_s,
-                notion_url=folder.notion_url,
-                text=self._texts.text(generated, source, children, folder_path),
+                notion_url=folder.notion_url, text=text(children, folder_path),
             )  # fmt: skip
         return children
+
+    # ---- the metadata cache on disk ------------------------------------------------------
+
+    def restore(self) -> int:
+        """Serve the listings kept by an earlier mount at once, from the root down; returns
+        how many. They count as just listed: the change feed, polling from the stored mark,
+        drops what changed meanwhile, and the backstop TTL runs from now."""
+        if self._persist is None:
+            return 0
+        stored, _sizes = self._persist.load()
+        self._titles.update(self._persist.titles().items())
+        restored, queue = 0, [self.root]
+        while queue:
+            folder = queue.pop(0)
+            entry = stored.pop(folder.key, None)
+            if entry is None:
+                continue
+            listing = entry[1]
+            children = self._materialise(
+                folder, listing.found, None,
+                generated=listing.generated[0] if listing.generated else None,
+                text=_kept_text(listing.generated[1] if listing.generated else b""),
+                block_ids=listing.block_ids, sizes=listing.sizes,
+            )  # fmt: skip
+            self._listings.seed(folder.key, children)
+            queue.extend(node for node in children.values() if node.is_dir)
+            restored += 1
+        return restored
+
+    def _keep_on_disk(self) -> None:
+        """At unmount: sizes learned since their listing was kept, and the titles seen."""
+        if self._persist is None:
+            return
+        for file_key, size in self._files.known_sizes().items():
+            self._persist.save_size(file_key, size)
+        self._persist.save_titles(self._titles.snapshot())
+
+
+def _kept_text(content: bytes) -> Callable[[Mapping[str, Node], str | None], GeneratedText]:
+    """A generated file read back from disk: its bytes as they were rendered."""
+
+    def make(_siblings: Mapping[str, Node], _path: str | None) -> GeneratedText:
+        return GeneratedText(lambda: content)
+
+    return make
 
 
 def _block_ids(nodes: Iterable[BlockNode]) -> Iterator[str]:

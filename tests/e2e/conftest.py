@@ -38,3 +38,12 @@ def fuse_binding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         pytest.skip(missing)
     monkeypatch.setenv("NOTIONFS_FUSE_BINDING", name)
     return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Mounts started by tests keep their metadata caches in the session's temporary
+    directory, never in the user's ~/.cache (``mounted()`` gives each test its own)."""
+    import os
+
+    os.environ.setdefault("NOTIONFS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

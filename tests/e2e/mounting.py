@@ -93,6 +93,8 @@ def mounted(
             NOTION_TOKEN=emulator.token,
             NOTIONFS_API_URL=emulator.api_url,
             NOTION_VERSION=version,
+            # Each test's own metadata cache: never the user's, shared by remounts of ``base``.
+            NOTIONFS_CACHE_DIR=str(base / "cache"),
         )
         child_env.update(env or {})
         command = [

@@ -142,3 +142,37 @@ def test_an_idle_mount_costs_at_most_one_call_per_poll(feeding: Feeding) -> None
     polls = sum(1 for r in after.log[len(before.log):] if _is_poll(r))
     assert 3 <= polls <= 6, polls
     assert _non_poll_calls(before, after) == 0  # nothing but the polls
+
+
+def test_minute_rounded_times_and_a_lagging_search(tmp_path: Path) -> None:
+    """Notion rounds edit times to the minute and its search lags: two renames within one
+    minute, a new row and edited text still show up, a few seconds late."""
+    from notionfs.emulator.model import Database
+
+    desk = Page("Desk", children=[Page("Alpha"), Page("Notes", children=[])])
+    table = Database("Table", rows=[Page("Row one")], properties={"Name": "title"})
+    workspace = Workspace(name="Lagging", pages=[desk, table])
+    with mounted(tmp_path, workspace, args=("--poll-interval", str(POLL_S))) as m:
+        feed = m.emulator.feed
+        feed.round_times_to_minute = True
+        feed.search_lag_s = 2.0
+        changes = m.emulator.changes
+        names = lambda *p: sorted(n for n in os.listdir(m.path.joinpath(*p)) if not n.startswith("index."))  # noqa: E501, E731
+        assert names("Desk") == ["Alpha", "Notes"]
+        assert names("Table") == ["Row one"]
+        late = SHOWS_UP_S + feed.search_lag_s
+        alpha = desk.children[0]
+        assert isinstance(alpha, Page)
+        changes.rename(alpha, "Alpha 1")
+        assert wait_until(lambda: names("Desk") == ["Alpha 1", "Notes"], late)
+        changes.rename(alpha, "Alpha 2")  # within the same minute: the same rounded time
+        assert wait_until(lambda: names("Desk") == ["Alpha 2", "Notes"], late)
+        changes.add_row(table, "Row two")
+        assert wait_until(lambda: names("Table") == ["Row one", "Row two"], late)
+        notes = desk.children[1]
+        assert isinstance(notes, Page)
+        text = m.path / "Desk" / "Notes" / "index.md"
+        assert b"Inside notes" not in text.read_bytes()
+        changes.add_page(notes, "Inside notes")
+        assert wait_until(lambda: "Inside notes" in names("Desk", "Notes"), late)
+        assert b"Inside notes" in text.read_bytes()
