@@ -14,6 +14,7 @@ from notionfs.emulator.model import FileSpec, Page, file_block
 
 from .faultkit import MiB, drop_page_cache, is_generated, pattern_spec, read_all, read_at
 from .mounting import Mount, mounted, requires_fuse
+from .storecheck import scan_cache
 
 pytestmark = [pytest.mark.e2e, requires_fuse]
 
@@ -114,6 +115,11 @@ def test_debug_walk_under_faults_never_shows_the_token(tmp_path: Path) -> None:
         assert token not in seen
     assert all(r.headers.get("authorization") in (f"Bearer {token}", None)
                for r in api_requests)
+    # The metadata cache the walk left on disk: no token, no signed URL's query.
+    cache = tmp_path / "cache" / "metadata"
+    assert any(cache.iterdir()), "the walk kept no metadata cache"
+    hits = scan_cache(cache, token)
+    assert hits == [], [str(hit) for hit in hits]
 
 
 def _mount_once(tmp_path: Path, args: tuple[str, ...], token: str) -> str:
