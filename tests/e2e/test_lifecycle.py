@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from notionfs import cli
+from notionfs import cli, preflight
 from notionfs.config import Settings
 from notionfs.emulator import samples
 from notionfs.emulator.media import pattern_bytes
@@ -226,8 +226,8 @@ def test_background_mount_returns_once_mounted(tmp_path: Path) -> None:
 def test_a_non_empty_mountpoint_is_refused(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
-        cli.check_mountpoint(tmp_path)
-    cli.check_mountpoint(tmp_path, allow_nonempty=True)
+        preflight.check_mountpoint(tmp_path)
+    preflight.check_mountpoint(tmp_path, allow_nonempty=True)
 
 
 def test_allow_other_needs_user_allow_other_for_other_users(
@@ -238,16 +238,16 @@ def test_allow_other_needs_user_allow_other_for_other_users(
     conf = tmp_path / "fuse.conf"
     conf.write_text("# mount_max = 1000\n#user_allow_other\n")
     with pytest.raises(ConfigError, match="user_allow_other"):
-        cli.check_allow_other(conf)
+        preflight.check_allow_other(conf)
     with pytest.raises(ConfigError, match="user_allow_other"):
-        cli.check_allow_other(tmp_path / "missing.conf")
+        preflight.check_allow_other(tmp_path / "missing.conf")
     conf.write_text("user_allow_other\n")
-    cli.check_allow_other(conf)
+    preflight.check_allow_other(conf)
 
 
 def test_root_may_always_allow_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "getuid", lambda: 0)
-    cli.check_allow_other(tmp_path / "missing.conf")
+    preflight.check_allow_other(tmp_path / "missing.conf")
 
 
 # ---- mount identity and options ------------------------------------------------------------
@@ -258,7 +258,7 @@ def mount_options(platform: str, monkeypatch: pytest.MonkeyPatch, *argv: str) ->
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setattr(os, "getuid", lambda: 0)
     args = cli.build_parser().parse_args(["mount", "mnt", *argv])
-    extra = cli.extra_fuse_options(args)
+    extra = preflight.extra_fuse_options(args)
     return dict(fuse_ops.fuse_options(Settings(), "notion:Field, Notes\\\n", extra))
 
 

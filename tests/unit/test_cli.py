@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notionfs import cli
+from notionfs import cli, lifecycle, mounthelper, preflight
 from notionfs.errors import ApiError, AuthError, ConfigError, NotFoundError
 from notionfs.models import MalformedResponse
 
@@ -16,7 +16,7 @@ def test_helper_maps_fstab_options_and_passes_fuse_ones_through() -> None:
     argv = ["https://api.example.test", "/mnt/n", "-n", "-o",
             "rw,noauto,_netdev,x-systemd.automount,comment=x,token_file=/etc/t,"
             "cache_size=1G,metadata_ttl=5,debug,allow_other,uid=1000", "-t", "fuse.notionfs"]
-    assert cli.mount_helper_argv(argv) == [
+    assert mounthelper.mount_helper_argv(argv) == [
         "mount", "/mnt/n", "--quiet-success", "--token-file", "/etc/t", "--cache-size", "1G",
         "--metadata-ttl", "5", "--debug", "--api-url", "https://api.example.test",
         "-o", "allow_other,uid=1000",
@@ -24,12 +24,12 @@ def test_helper_maps_fstab_options_and_passes_fuse_ones_through() -> None:
 
 
 def test_helper_api_url_option_wins_over_a_label_source() -> None:
-    command = cli.mount_helper_argv(["notion", "/m", "-oapi_url=http://127.0.0.1:9"])
+    command = mounthelper.mount_helper_argv(["notion", "/m", "-oapi_url=http://127.0.0.1:9"])
     assert command == ["mount", "/m", "--quiet-success", "--api-url", "http://127.0.0.1:9"]
 
 
 def test_helper_fake_mount_does_nothing() -> None:
-    assert cli.mount_helper_argv(["notion", "/m", "-fv", "-o", "token_file=/t"]) is None
+    assert mounthelper.mount_helper_argv(["notion", "/m", "-fv", "-o", "token_file=/t"]) is None
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -40,7 +40,7 @@ def test_helper_fake_mount_does_nothing() -> None:
 ])
 def test_helper_refusals(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        cli.mount_helper_argv(argv)
+        mounthelper.mount_helper_argv(argv)
 
 
 def test_main_takes_the_mount_fuse_form(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,8 +53,8 @@ def test_main_takes_the_mount_fuse_form(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize("n, text", [(256 << 20, "256M"), (1 << 30, "1G"), (1536 << 20, "1536M"),
                                      (4096, "4K"), (1000, "1000"), (0, "0")])
 def test_human_size(n: int, text: str) -> None:
-    assert cli.human_size(n) == text
-    assert cli._size(text) == n
+    assert preflight.human_size(n) == text
+    assert preflight.parse_size(text) == n
 
 
 @pytest.mark.parametrize("url, message", [
@@ -65,12 +65,12 @@ def test_human_size(n: int, text: str) -> None:
 ])
 def test_bad_api_urls(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        cli.check_api_url(url)
+        preflight.check_api_url(url)
 
 
 def test_good_api_urls() -> None:
     for url in ("https://api.notion.com", "http://127.0.0.1:8700", "https://proxy.test/notion"):
-        cli.check_api_url(url)
+        preflight.check_api_url(url)
 
 
 @pytest.mark.parametrize("error, phrase", [
@@ -84,7 +84,7 @@ def test_good_api_urls() -> None:
      "answered invalid_request_url"),
 ])
 def test_token_check_errors_say_what_is_wrong(error: ApiError, phrase: str) -> None:
-    assert phrase in cli._explain_api_error("http://h:1", error)
+    assert phrase in preflight._explain_api_error("http://h:1", error)
 
 
 def test_forward_log_prints_warnings_and_returns_the_error(
@@ -97,7 +97,7 @@ def test_forward_log_prints_warnings_and_returns_the_error(
         f.write("2026-01-01 00:00:01,000 INFO notionfs: mounting\n"
                 "2026-01-01 00:00:01,100 WARNING notionfs: token file t is readable\n"
                 "notionfs: Notion rejected the token (401 unauthorized)\n")
-    assert cli._forward_log(str(log), start) == (
+    assert lifecycle._forward_log(str(log), start) == (
         "notionfs: Notion rejected the token (401 unauthorized)")
     assert capsys.readouterr().err == "notionfs: warning: token file t is readable\n"
 
@@ -106,10 +106,10 @@ def test_sd_notify_sends_one_datagram(tmp_path: Path) -> None:
     path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(path)
-        cli.sd_notify(path, "READY=1")
+        lifecycle.sd_notify(path, "READY=1")
         assert sock.recv(100) == b"READY=1"
 
 
 def test_mounts_at_unescapes_the_mount_table(tmp_path: Path) -> None:
-    assert cli._unescape_mount(r"/tmp/a\040b\134c") == "/tmp/a b\\c"
-    assert cli.mounts_at(tmp_path) == []
+    assert lifecycle._unescape_mount(r"/tmp/a\040b\134c") == "/tmp/a b\\c"
+    assert lifecycle.mounts_at(tmp_path) == []
