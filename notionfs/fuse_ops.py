@@ -24,7 +24,7 @@ from .fusebind import Binding
 from .nodes import Node
 from .workspace import MountSource, Reader
 
-__all__ = ["FuseError", "NotionOperations", "run_fuse", "fuse_options"]
+__all__ = ["FuseError", "NotionOperations", "run_fuse"]
 
 logger = logging.getLogger(__name__)
 
@@ -450,45 +450,6 @@ def _close_when_done(future: concurrent.futures.Future[Any]) -> None:
 
 def _path_arg(args: tuple[Any, ...]) -> str:
     return repr(args[0]) if args and isinstance(args[0], str) else ""
-
-
-def fuse_options(
-    settings: Settings, fsname: str, extra: dict[str, Any], *, libfuse_major: int = 2
-) -> dict[str, Any]:
-    """The options passed to libfuse (``-o``), with the reasons in docs/SEMANTICS.md."""
-    # With a change feed the kernel keeps answers briefly, so what the feed learns reaches
-    # programs within seconds (each expiry costs one FUSE round trip answered from memory);
-    # without one, as long as the listing itself. Never 0: every stat would reach us.
-    if settings.feed_enabled:
-        timeout_s = max(0.1, min(settings.kernel_timeout_s, settings.listing_ttl_s))
-    else:
-        timeout_s = max(1.0, settings.metadata_ttl_s)
-    options: dict[str, Any] = {
-        "fsname": _option_value(fsname),
-        "subtype": "notionfs",
-        "ro": True,
-        "use_ino": True,
-        "default_permissions": True,
-        "attr_timeout": timeout_s,
-        "entry_timeout": timeout_s,
-        "negative_timeout": timeout_s,
-    }
-    if libfuse_major == 2:
-        # libfuse 2's ceiling; our own read-ahead does the rest.
-        options.update(max_read=131072, max_readahead=131072)
-    if sys.platform == "darwin":
-        # Finder's volume name (the name after "notion:"), and no ._ files written or asked for.
-        volname = _option_value(fsname.split(":", 1)[-1])[:32]
-        options.update(noappledouble=True, volname=volname)
-    options.update(extra)
-    return options
-
-
-def _option_value(text: str) -> str:
-    """``text`` safe inside ``-o``: libfuse splits options at commas and unescapes
-    backslashes, and the mount table has no place for control characters."""
-    cleaned = "".join(" " if ch in ",\\" or not ch.isprintable() else ch for ch in text)
-    return " ".join(cleaned.split())
 
 
 def run_fuse(

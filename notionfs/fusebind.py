@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .config import Settings
 from .errors import ConfigError
 
-__all__ = ["BINDINGS", "Binding", "load_binding", "libfuse_paths"]
+__all__ = ["BINDINGS", "Binding", "fuse_options", "load_binding", "libfuse_paths"]
 
 BINDINGS = ("auto", "fusepy", "mfusepy")
 
@@ -82,3 +84,42 @@ def load_binding(choice: str = "auto") -> Binding:
     except (OSError, ImportError) as exc:
         raise ConfigError(f"mfusepy cannot load {library} ({exc})") from None
     return Binding("mfusepy", int(mfusepy.fuse_version_major), mfusepy.FUSE)
+
+
+def fuse_options(
+    settings: Settings, fsname: str, extra: dict[str, Any], *, libfuse_major: int = 2
+) -> dict[str, Any]:
+    """The options passed to libfuse (``-o``), with the reasons in docs/SEMANTICS.md."""
+    # With a change feed the kernel keeps answers briefly, so what the feed learns reaches
+    # programs within seconds (each expiry costs one FUSE round trip answered from memory);
+    # without one, as long as the listing itself. Never 0: every stat would reach us.
+    if settings.feed_enabled:
+        timeout_s = max(0.1, min(settings.kernel_timeout_s, settings.listing_ttl_s))
+    else:
+        timeout_s = max(1.0, settings.metadata_ttl_s)
+    options: dict[str, Any] = {
+        "fsname": _option_value(fsname),
+        "subtype": "notionfs",
+        "ro": True,
+        "use_ino": True,
+        "default_permissions": True,
+        "attr_timeout": timeout_s,
+        "entry_timeout": timeout_s,
+        "negative_timeout": timeout_s,
+    }
+    if libfuse_major == 2:
+        # libfuse 2's ceiling; our own read-ahead does the rest.
+        options.update(max_read=131072, max_readahead=131072)
+    if sys.platform == "darwin":
+        # Finder's volume name (the name after "notion:"), and no ._ files written or asked for.
+        volname = _option_value(fsname.split(":", 1)[-1])[:32]
+        options.update(noappledouble=True, volname=volname)
+    options.update(extra)
+    return options
+
+
+def _option_value(text: str) -> str:
+    """``text`` safe inside ``-o``: libfuse splits options at commas and unescapes
+    backslashes, and the mount table has no place for control characters."""
+    cleaned = "".join(" " if ch in ",\\" or not ch.isprintable() else ch for ch in text)
+    return " ".join(cleaned.split())

@@ -259,7 +259,8 @@ def _serve(
     lifecycle: StopOnSignal,
     identity: StoreIdentity | None = None,
 ) -> None:
-    from .fuse_ops import fuse_options, run_fuse
+    from .fuse_ops import run_fuse
+    from .fusebind import fuse_options
     from .persist import WORKSPACE_NAME_STATE, Persistence, open_store
     from .remote import file_host_client
     from .workspace import NotionWorkspace

@@ -254,12 +254,13 @@ def test_root_may_always_allow_other(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def mount_options(platform: str, monkeypatch: pytest.MonkeyPatch, *argv: str) -> dict[str, Any]:
-    fuse_ops = pytest.importorskip("notionfs.fuse_ops", reason="libfuse is not installed")
+    from notionfs import fusebind
+
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setattr(os, "getuid", lambda: 0)
     args = cli.build_parser().parse_args(["mount", "mnt", *argv])
     extra = preflight.extra_fuse_options(args)
-    return dict(fuse_ops.fuse_options(Settings(), "notion:Field, Notes\\\n", extra))
+    return dict(fusebind.fuse_options(Settings(), "notion:Field, Notes\\\n", extra))
 
 
 def test_linux_options_name_the_mount_and_share_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
