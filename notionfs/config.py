@@ -60,6 +60,9 @@ class Settings:
     op_deadline_s: float = 30.0
     # FUSE
     st_blksize_bytes: int = 1 * MiB
+    # libfuse 3 only: the kernel's read size and read-ahead for the mount (1 MiB requests
+    # instead of 128 KiB); raising the mount's read_ahead_kb needs root. 0: kernel defaults.
+    read_ahead_kb: int = 1024
     fuse_binding: str = "auto"  # "fusepy" (libfuse 2), "mfusepy" (libfuse 3), or "auto"
     debug: bool = False
     # notionfs's cache directory (the metadata cache lives in its ``metadata`` folder);

@@ -401,6 +401,16 @@ class NotionOperations:
         self.mounted.set()
 
     @operation(INLINE)
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """libfuse 3 (mfusepy): requests up to ``read_ahead_kb`` (1 MiB) instead of 128 KiB,
+        matching the ``max_read`` mount option; then as ``init``. fusepy calls ``init``."""
+        read_bytes = self._settings.read_ahead_kb * 1024
+        if conn is not None and read_bytes > 0:
+            conn.max_read = read_bytes
+            conn.max_readahead = read_bytes
+        self.init("/")
+
+    @operation(INLINE)
     def destroy(self, path: str) -> None:
         with self._handles_lock:
             readers = list(self._handles.values())

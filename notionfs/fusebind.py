@@ -10,6 +10,7 @@ only those the class defines. Both turn an ``OSError`` raised by a method into `
 from __future__ import annotations
 
 import ctypes.util
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from typing import Any
 from .config import Settings
 from .errors import ConfigError
 
-__all__ = ["BINDINGS", "Binding", "fuse_options", "load_binding", "libfuse_paths"]
+__all__ = [
+    "BINDINGS", "Binding", "fuse_options", "load_binding", "libfuse_paths", "tune_read_ahead",
+]
+
+logger = logging.getLogger(__name__)
 
 BINDINGS = ("auto", "fusepy", "mfusepy")
 
@@ -110,6 +115,10 @@ def fuse_options(
     if libfuse_major == 2:
         # libfuse 2's ceiling; our own read-ahead does the rest.
         options.update(max_read=131072, max_readahead=131072)
+    elif settings.read_ahead_kb > 0:
+        # libfuse 3 lets requests grow to 1 MiB; the adapter's init says the same to the
+        # kernel (libfuse refuses a mount whose two figures differ), see tune_read_ahead.
+        options.update(max_read=settings.read_ahead_kb * 1024)
     if sys.platform == "darwin":
         # Finder's volume name (the name after "notion:"), and no ._ files written or asked for.
         volname = _option_value(fsname.split(":", 1)[-1])[:32]
@@ -123,3 +132,20 @@ def _option_value(text: str) -> str:
     backslashes, and the mount table has no place for control characters."""
     cleaned = "".join(" " if ch in ",\\" or not ch.isprintable() else ch for ch in text)
     return " ".join(cleaned.split())
+
+
+def tune_read_ahead(mountpoint: str, read_ahead_kb: int) -> bool:
+    """Raise the mount's read-ahead window (its backing device's ``read_ahead_kb``) so the
+    kernel sends reads as large as libfuse 3 allows. The kernel starts a FUSE mount at
+    128 KiB and lets the filesystem only lower it; raising it needs root (or the udev rule
+    in README.md). Returns whether it took."""
+    try:
+        device = os.stat(mountpoint).st_dev
+        path = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
+        with open(path, "w", encoding="ascii") as knob:
+            knob.write(str(read_ahead_kb))
+    except OSError as exc:
+        logger.info("read-ahead of %s left at the kernel's default: %s", mountpoint, exc)
+        return False
+    logger.debug("read-ahead of %s raised to %d KiB", mountpoint, read_ahead_kb)
+    return True

@@ -7,7 +7,8 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -260,7 +261,7 @@ def _serve(
     identity: StoreIdentity | None = None,
 ) -> None:
     from .fuse_ops import run_fuse
-    from .fusebind import fuse_options
+    from .fusebind import fuse_options, tune_read_ahead
     from .persist import WORKSPACE_NAME_STATE, Persistence, open_store
     from .remote import file_host_client
     from .workspace import NotionWorkspace
@@ -285,6 +286,8 @@ def _serve(
         restored,
     )  # fmt: skip
     workspace.start_feed()
+    if binding.libfuse_major >= 3 and settings.read_ahead_kb > 0:
+        _when_mounted(lifecycle, lambda: tune_read_ahead(str(mountpoint), settings.read_ahead_kb))
     try:
         lifecycle.begin_serving()
         run_fuse(
@@ -301,6 +304,16 @@ def _serve(
             persist.close()
         files_http.close()
     logger.info("unmounted %s", mountpoint)
+
+def _when_mounted(lifecycle: StopOnSignal, action: Callable[[], object]) -> None:
+    """Run ``action`` once the kernel talks to the mount (off the FUSE threads)."""
+
+    def wait_then_act() -> None:
+        if lifecycle.mounted.wait(timeout=120):
+            action()
+
+    threading.Thread(target=wait_then_act, name="notionfs-tune", daemon=True).start()
+
 
 def _warn_cache(message: str) -> None:
     logger.warning("metadata cache: %s", message)

@@ -193,3 +193,18 @@ def test_errors_reach_programs_with_the_right_errno(tmp_path: Path, fuse_binding
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert binding.stdout.strip() == "1", log[-2000:]
+
+
+def test_libfuse_3_mounts_read_in_large_requests(tmp_path: Path, fuse_binding: str) -> None:
+    """Under libfuse 3 the mount's read-ahead is raised to 1 MiB (the kernel then sends 1 MiB
+    reads); libfuse 2 cannot go past 128 KiB and is left as it is."""
+    workspace = samples.nested_files()
+    with mounted(tmp_path, workspace) as m:
+        device = os.stat(m.path).st_dev
+        knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+        want = "1024" if fuse_binding == "mfusepy" else "128"
+        deadline = time.monotonic() + 10
+        while knob.read_text().strip() != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert knob.read_text().strip() == want
+        assert_complete(m.path, workspace)
