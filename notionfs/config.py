@@ -40,6 +40,8 @@ class Settings:
     metadata_cache: bool = True
     backstop_ttl_s: float = 600.0
     kernel_timeout_s: float = 2.0
+    # Subfolders listed ahead, in the background, per folder a program lists (0: none).
+    prefetch_folders: int = 10
     feed_lag_window_s: float = 300.0
     # URL refresh: treat a signed URL as expired this long before its expiry_time
     url_refresh_margin_s: float = 60.0

@@ -28,6 +28,7 @@ from typing import Any
 from .client import NotionClient
 from .errors import NotionFSError
 from .models import MalformedResponse, parse_data_source, parse_database, parse_page
+from .priority import background
 
 __all__ = ["Change", "ChangeFeed", "FeedPoller", "SEARCH_NEWEST_FIRST"]
 
@@ -174,7 +175,8 @@ class FeedPoller:
         # The first poll runs at once: a mount restored from disk learns what changed while
         # it was away before anyone waits on a stale folder.
         while True:
-            self._poll_logged()
+            with background():  # a poll never delays a call a program waits on
+                self._poll_logged()
             if self._stop.wait(self._interval_s):
                 return
 

@@ -89,6 +89,11 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
         help=f"seconds any filesystem call may take (default: {defaults.op_deadline_s:g})",
     )
     p.add_argument(
+        "--prefetch", type=int, metavar="FOLDERS",
+        help="subfolders listed ahead, in the background, of each folder opened "
+        f"(default: {defaults.prefetch_folders}; 0 turns it off)",
+    )
+    p.add_argument(
         "--no-metadata-cache", action="store_true",
         help="keep no listings on disk between mounts (default: kept under "
         "$XDG_CACHE_HOME/notionfs/metadata, without tokens, signed URLs or file bytes)",
@@ -177,6 +182,7 @@ def mount_command(args: argparse.Namespace) -> int:
         "metadata_ttl_s": args.metadata_ttl,
         "op_deadline_s": args.deadline,
         "poll_interval_s": args.poll_interval,
+        "prefetch_folders": args.prefetch,
         "backstop_ttl_s": args.backstop_ttl,
         "rate_limit_rps": args.rate_limit,
         "debug": args.debug,
@@ -286,6 +292,7 @@ def _serve(
         restored,
     )  # fmt: skip
     workspace.start_feed()
+    workspace.start_prefetch()
     if binding.libfuse_major >= 3 and settings.read_ahead_kb > 0:
         _when_mounted(lifecycle, lambda: tune_read_ahead(str(mountpoint), settings.read_ahead_kb))
     try:

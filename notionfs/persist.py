@@ -28,6 +28,7 @@ from .client import NotionClient
 from .lister import Found
 from .models import FileRef, User
 from .nodes import Kind, Node, Role
+from .priority import background
 from .remote import Resolver
 from .resolvers import block_file, page_media, property_file
 from .store import (
@@ -206,9 +207,14 @@ class Persistence:
         fetched_at = time.time()
         ids = list(block_ids)
         try:
-            self._writer.submit(self._save, folder_key, fetched_at, found, children, ids)
+            self._writer.submit(self._save_in_background, folder_key, fetched_at, found,
+                                children, ids)
         except RuntimeError:  # shutting down: the next mount lists it again
             pass
+
+    def _save_in_background(self, *args: Any) -> None:
+        with background():  # rendering may fetch property values: nobody waits for them
+            self._save(*args)
 
     def _save(
         self,

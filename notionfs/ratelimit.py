@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .priority import in_background
+
 __all__ = ["TokenBucket"]
 
 # Waits below this are float rounding in the slot arithmetic, not real waits.
@@ -44,6 +46,7 @@ class TokenBucket:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._waiting = 0  # foreground callers sleeping for their slot
         # Theoretical arrival time of the next request; "now" means a full bucket.
         self._tat = clock()
         # Rate right after the last slowdown, and when recovery from it began.
@@ -69,8 +72,11 @@ class TokenBucket:
         """Take one token, sleeping until it is available; return the seconds waited.
 
         With ``max_wait_s``, give up instead (returning None, taking nothing) when the
-        wait would be longer.
+        wait would be longer. A call made in the background (``priority.background``)
+        goes through ``_acquire_background``.
         """
+        if in_background():
+            return self._acquire_background(max_wait_s)
         with self._lock:
             now = self._clock()
             interval_s = 1.0 / self._rate_at(now)
@@ -78,9 +84,35 @@ class TokenBucket:
             if max_wait_s is not None and wait_s > max_wait_s:
                 return None
             self._tat = max(self._tat, now) + interval_s
+            if wait_s > 0:
+                self._waiting += 1
         if wait_s > 0:
-            self._sleep(wait_s)
+            try:
+                self._sleep(wait_s)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
         return wait_s
+
+    def _acquire_background(self, max_wait_s: float | None) -> float | None:
+        """A background token: only when the bucket is full and no foreground call waits.
+
+        It never reserves a slot ahead (so never queues in front of a waiting call) and
+        never dips into the burst (kept for calls a program waits on): a foreground call
+        arriving right after waits at most one interval behind it.
+        """
+        started = self._clock()
+        while True:
+            with self._lock:
+                now = self._clock()
+                interval_s = 1.0 / self._rate_at(now)
+                if self._waiting == 0 and self._tat <= now + _EPSILON_S:
+                    self._tat = now + interval_s
+                    return now - started
+                wait_s = max(self._tat - now, interval_s / 4)
+            if max_wait_s is not None and now - started + wait_s > max_wait_s:
+                return None
+            self._sleep(wait_s)
 
     def pause(self, delay_s: float) -> None:
         """After a 429: let nothing through for ``delay_s``, empty the bucket, halve the rate.

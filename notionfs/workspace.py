@@ -39,6 +39,8 @@ from .pagetext import (
     generated_name,
 )
 from .persist import Persistence
+from .prefetch import Prefetcher
+from .priority import background
 from .relations import Relations
 from .remotes import RemoteFiles
 from .render.markdown import BlockNode
@@ -190,12 +192,14 @@ class NotionWorkspace:
             self._relist_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=2, thread_name_prefix="notionfs-relist"
             )
-            background = self._relist_pool.submit
+            pool = self._relist_pool
+            background = lambda work: pool.submit(_as_background, work)  # noqa: E731
         self._listings = Listings(
             self._fetch, ttl_s=settings.listing_ttl_s, deadline_s=settings.op_deadline_s,
             clock=clock, background=background,
         )  # fmt: skip
         self._poller: FeedPoller | None = None
+        self._prefetcher: Prefetcher | None = None
         mounted_at = time.time()
         self.root = Node(Kind.ROOT, ROOT_KEY, "", 1, ctime_s=mounted_at, mtime_s=mounted_at)
 
@@ -206,6 +210,8 @@ class NotionWorkspace:
     def close(self) -> None:
         if self._poller is not None:
             self._poller.stop()
+        if self._prefetcher is not None:
+            self._prefetcher.stop()
         self._keep_on_disk()
         if self._relist_pool is not None:
             self._relist_pool.shutdown(wait=False, cancel_futures=True)
@@ -287,7 +293,19 @@ class NotionWorkspace:
     def listdir(self, folder: Node) -> list[Node]:
         children = list(self._listings.get(folder).children.values())
         self._files.probe(n.remote for n in children if n.remote is not None)
+        if self._prefetcher is not None:
+            self._prefetcher.visited(folder, children)
         return children
+
+    def start_prefetch(self) -> Prefetcher | None:
+        """List the subfolders of each folder a program lists, in the background."""
+        if self._settings.prefetch_folders > 0 and self._prefetcher is None:
+            self._prefetcher = Prefetcher(
+                lambda node: self._listings.get(node).children.values(),
+                lambda node: self._listings.fresh(node.key) is not None,
+                max_folders=self._settings.prefetch_folders,
+            )
+        return self._prefetcher
 
     def listdir_held(self, folder: Node) -> list[Node] | None:
         listing = self._listings.held(folder.key)
@@ -450,6 +468,11 @@ class NotionWorkspace:
         for file_key, size in self._files.known_sizes().items():
             self._persist.save_size(file_key, size)
         self._persist.save_titles(self._titles.snapshot())
+
+
+def _as_background(work: Callable[[], object]) -> object:
+    with background():
+        return work()
 
 
 def _kept_text(content: bytes) -> Callable[[Mapping[str, Node], str | None], GeneratedText]:

@@ -80,10 +80,12 @@ def mounted(
     The client's rate limit is raised for speed (the emulator's is off unless a test turns it
     on); tests of rate limiting pass Notion's own 3 requests/second. The change feed is off
     unless ``args`` sets ``--poll-interval``: most tests count API calls or test the TTL, and
-    the feed's own tests turn it on.
+    the feed's own tests turn it on. Prefetching likewise.
     """
     if "--poll-interval" not in args:
         args = ("--poll-interval", "0", *args)
+    if "--prefetch" not in args:
+        args = ("--prefetch", "0", *args)
     mountpoint = base / "mnt"
     mountpoint.mkdir(parents=True, exist_ok=True)
     log_path = base / "notionfs.log"
