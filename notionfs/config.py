@@ -42,6 +42,8 @@ class Settings:
     kernel_timeout_s: float = 2.0
     # Subfolders listed ahead, in the background, per folder a program lists (0: none).
     prefetch_folders: int = 10
+    # Children of a page's sibling containers (toggles, columns) fetched at once.
+    list_workers: int = 4
     feed_lag_window_s: float = 300.0
     # URL refresh: treat a signed URL as expired this long before its expiry_time
     url_refresh_margin_s: float = 60.0

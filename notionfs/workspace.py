@@ -181,7 +181,10 @@ class NotionWorkspace:
             on_size=persist.save_size if persist is not None else None,
         )  # fmt: skip
         titles = self._titles = Titles()
-        self._lister = NotionLister(client, titles)
+        self._list_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.list_workers, thread_name_prefix="notionfs-list"
+        )
+        self._lister = NotionLister(client, titles, self._list_pool)
         self._paths = Paths()
         self._texts = PageText(client, titles, self._paths)
         self._client = client
@@ -213,6 +216,7 @@ class NotionWorkspace:
         if self._prefetcher is not None:
             self._prefetcher.stop()
         self._keep_on_disk()
+        self._list_pool.shutdown(wait=False, cancel_futures=True)
         if self._relist_pool is not None:
             self._relist_pool.shutdown(wait=False, cancel_futures=True)
         self._files.close()

@@ -3,8 +3,10 @@ emulator on loopback, with API calls counted."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -176,3 +178,35 @@ def test_with_a_feed_a_reported_change_drops_exactly_its_listings(
     workspace.apply_changes([renamed])
     assert not workspace.is_fresh(page)  # the folder that shows its name
     assert workspace.is_fresh(workspace.root)
+
+
+def test_sibling_containers_are_fetched_at_once_with_the_same_result() -> None:
+    from notionfs.emulator.model import FileSpec, Page, Workspace, file_block, toggle
+    from notionfs.lister import NotionLister, Titles
+    from notionfs.render.markdown import collect_nodes
+
+    toggles = [toggle(f"T{i}", [file_block("file", FileSpec(f"f{i}.txt", b"x" * (i + 1))),
+                                toggle(f"inner {i}", [Page(f"P{i}")])]) for i in range(4)]
+    with Emulator(Workspace(name="Toggles", pages=[Page("Top", children=toggles)])) as emu:
+        settings = Settings(token=emu.token, api_url=emu.api_url, rate_limit_rps=1000.0,
+                            rate_limit_burst=1000)
+        with NotionClient(settings) as client, \
+                concurrent.futures.ThreadPoolExecutor(4) as pool:
+            top_id = emu.workspace.pages[0].id
+            parallel = NotionLister(client, Titles(), pool)._block_tree(top_id)
+            # The same tree (file URLs aside: each fetch signs them anew).
+            assert _shape(parallel) == _shape(collect_nodes(top_id, client.block_children))
+            emu.faults.latency_s = 0.5
+            before = len(emu.counters.snapshot().log)
+            NotionLister(client, Titles(), pool)._block_tree(top_id)
+            log = emu.counters.snapshot().log[before:]
+    first_level = [r for r in log if any(t.id.replace("-", "") in r.path.replace("-", "")
+                                         for t in toggles)]
+    assert len(first_level) == 4
+    answered = [r.at_s for r in first_level]
+    # One after another they would be answered 0.5 s apart; at once, together.
+    assert max(answered) - min(answered) < 0.5
+
+
+def _shape(nodes: tuple[Any, ...]) -> list[Any]:
+    return [(n.block.id, n.block.type, _shape(n.children)) for n in nodes]
