@@ -488,6 +488,83 @@ class NotionClient:
         for item in self.paginate("GET", "/v1/users"):
             yield parse_user(item)
 
+    # ---- raw calls for the write path (writeapi.py): same limiter, policy and errors ------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool = False,
+    ) -> dict[str, Any]:
+        """One API call answering a JSON object. ``idempotent``: sending it twice cannot
+        apply it twice, so 5xx answers and lost answers are retried as for a read."""
+        read = idempotent or _is_read(method, path)
+
+        def send() -> httpx.Response:
+            return self._http.request(method, self._base_url + path, params=params, json=body,
+                                      headers=self._headers, timeout=self._timeout)
+
+        return self._call(method, path, send, read)
+
+    def request_form(
+        self,
+        path: str,
+        *,
+        fields: Mapping[str, str],
+        file: tuple[str, Any, str],
+        idempotent: bool = False,
+    ) -> dict[str, Any]:
+        """POST multipart/form-data: text ``fields`` and one ``file`` part, given as
+        (filename, a seekable binary reader, content type). httpx streams the reader in
+        64 KiB chunks and rewinds it for each attempt, so no body is held whole."""
+
+        def send() -> httpx.Response:
+            return self._http.request("POST", self._base_url + path, data=dict(fields),
+                                      files={"file": file}, headers=self._headers,
+                                      timeout=self._timeout)
+
+        return self._call("POST", path, send, idempotent)
+
+    def _call(
+        self, method: str, path: str, send: Callable[[], httpx.Response], read: bool
+    ) -> dict[str, Any]:
+        """``_request``'s loop around any ``send``: limiter, reachability, retries."""
+        started = self._clock()
+        attempt = 0
+        while True:
+            self._reach.check(self._host)
+            self._take_token(started)
+            self.stats.count_request()
+            sent_at = self._clock()
+            outcome: dict[str, Any] | _Failure
+            try:
+                response = send()
+            except httpx.RequestError as exc:
+                outcome = self._transport_failure(exc, read, attempt)
+            else:
+                self._reach.reached(self._host)
+                logger.debug("%s %s -> %d in %.3fs request_id=%s", method, path,
+                             response.status_code, self._clock() - sent_at,
+                             _header_request_id(response))
+                outcome = (_json_object(response, path) if response.is_success
+                           else self._failure(response, read, attempt))
+            if not isinstance(outcome, _Failure):
+                return outcome
+            delay_s = outcome.retry_in_s
+            if outcome.rate_limited:
+                self._limiter.pause(delay_s or 0.0)
+            if delay_s is None or not self._retry.allows(delay_s, attempt, started):
+                raise outcome.error
+            attempt += 1
+            self.stats.count_retry()
+            logger.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, delay_s,
+                        attempt, outcome.error)
+            if not outcome.rate_limited:
+                self._retry.sleep(delay_s)
+
 
 class _Reachability:
     """Whether the API host answers connections; while it does not, calls fail at once."""

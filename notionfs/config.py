@@ -69,6 +69,12 @@ class Settings:
     read_ahead_kb: int = 1024
     fuse_binding: str = "auto"  # "fusepy" (libfuse 2), "mfusepy" (libfuse 3), or "auto"
     debug: bool = False
+    # Write path: bytes being written are staged under <cache_dir>/staging, at most this many
+    # in all (a write past it fails with ENOSPC); multi_part uploads send parts of
+    # upload_part_bytes (Notion takes 5-20 MiB), upload_parts_in_flight at a time.
+    staging_max_bytes: int = 10 * 1024 * MiB
+    upload_part_bytes: int = 10 * MiB
+    upload_parts_in_flight: int = 3
     # notionfs's cache directory (the metadata cache lives in its ``metadata`` folder);
     # empty unless set by from_env: a Settings built directly persists nothing.
     cache_dir: str = ""

@@ -20,6 +20,12 @@ __all__ = [
     "ResponseMismatch",
     "UnsafeUrlError",
     "StaleFileError",
+    "StagingFullError",
+    "FileTooLargeError",
+    "UnsupportedFileError",
+    "UploadPendingError",
+    "UploadFailedError",
+    "ConflictError",
     "errno_for",
 ]
 
@@ -112,7 +118,37 @@ class StaleFileError(NotionFSError):
     """The file behind an open handle was replaced in Notion: reopen it to read the new one."""
 
 
+class StagingFullError(NotionFSError):
+    """The staging area (bytes waiting to be uploaded) is at its bound, or its disk is full."""
+
+
+class FileTooLargeError(NotionFSError):
+    """A file would pass the workspace's upload limit (max_file_upload_size_in_bytes)."""
+
+
+class UnsupportedFileError(NotionFSError):
+    """Notion refuses this file name or type (extension, content type, name length), or
+    this block kind cannot show it; known before any byte is written."""
+
+
+class UploadPendingError(NotionFSError):
+    """An upload did not finish now; it stays journalled and is retried in the background."""
+
+
+class UploadFailedError(NotionFSError):
+    """Notion refused an upload or its attachment for good; the staged copy is kept."""
+
+
+class ConflictError(UploadFailedError):
+    """The file changed in Notion since it was opened: replacing it would lose that version."""
+
+
 _ERRNO: list[tuple[type[BaseException], int]] = [
+    (StagingFullError, errno.ENOSPC),
+    (FileTooLargeError, errno.EFBIG),
+    (UnsupportedFileError, errno.EPERM),
+    (UploadPendingError, errno.EIO),
+    (UploadFailedError, errno.EIO),
     (NotFoundError, errno.ENOENT),
     (StaleFileError, errno.ESTALE),
     (AuthError, errno.EACCES),

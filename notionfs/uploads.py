@@ -1,0 +1,479 @@
+"""The upload engine: a journalled file goes up with the File Upload API and into its place.
+
+One entry runs through ``staged -> uploading -> uploaded -> attaching -> done``; every step
+is saved in the journal before the next begins, so a run that stops anywhere (an error, a
+crash) resumes where it stopped:
+
+- upload: ``single_part`` up to 20 MB, ``multi_part`` above it in parts of
+  ``part_bytes`` (Notion takes 5-20 MiB; the last part may be smaller), up to
+  ``parts_in_flight`` at once. Each part is streamed from the staged file and recorded in
+  the journal once Notion has it; a failed part is sent again (by the client's retry
+  policy, a part being safe to repeat), never the whole file. An upload Notion no longer
+  has (expired an hour after its creation, unattached) is started again.
+- attach: a new block appended to a page, a file block's file replaced in place, a row's
+  files property extended (its entries re-sent, in order), or a block trashed. An attach
+  whose answer was lost (connection cut, 5xx, a crash) is CHECKED before it is sent again:
+  the page's children, the block or the property is read to see whether the file is
+  already there, so a retry never duplicates a block.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from notionfs.errors import (
+    ApiError,
+    AuthError,
+    ConflictError,
+    FileTooLargeError,
+    NetworkError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    UploadFailedError,
+)
+from notionfs.filetypes import BLOCK_KINDS, check_file
+from notionfs.journal import Entry, Journal, file_key
+from notionfs.staging import StagedFile, StagingArea
+from notionfs.writeapi import WriteApi
+
+__all__ = [
+    "MiB",
+    "PART_MAX_BYTES",
+    "PART_MIN_BYTES",
+    "SINGLE_PART_MAX_BYTES",
+    "UploadEngine",
+]
+
+logger = logging.getLogger(__name__)
+
+MiB = 1 << 20
+SINGLE_PART_MAX_BYTES = 20_000_000  # "20 MB": the stricter reading of Notion's cap
+PART_MIN_BYTES = 5 * MiB
+PART_MAX_BYTES = 20 * MiB
+# Errors after which a write may or may not have been applied: check before repeating it.
+_AMBIGUOUS = (NetworkError, ServerError)
+
+
+class _Expired(Exception):
+    """Notion no longer has the entry's upload (expired or unknown): start it again."""
+
+
+class UploadEngine:
+    """Runs journal entries against Notion, saving each transition.
+
+    ``part_slots`` bounds the parts in flight across every entry running at once, so the
+    bytes held are at most that many httpx chunks (64 KiB each), whatever the file size.
+    """
+
+    def __init__(
+        self,
+        api: WriteApi,
+        journal: Journal,
+        staging: StagingArea,
+        *,
+        part_bytes: int = 10 * MiB,
+        parts_in_flight: int = 3,
+    ) -> None:
+        if not PART_MIN_BYTES <= part_bytes <= PART_MAX_BYTES:
+            raise ValueError(f"part_bytes must be {PART_MIN_BYTES}..{PART_MAX_BYTES}")
+        if parts_in_flight < 1:
+            raise ValueError("parts_in_flight must be at least 1")
+        self.api = api
+        self.journal = journal
+        self.staging = staging
+        self.part_bytes = part_bytes
+        self.parts_in_flight = parts_in_flight
+        self._part_slots = threading.BoundedSemaphore(parts_in_flight)
+        # Called after every saved transition (the queue reports state from it).
+        self.on_saved: Callable[[Entry], None] = lambda entry: None
+
+    # ---- one entry ---------------------------------------------------------------------------
+
+    def run(self, entry: Entry) -> Entry:
+        """Run ``entry`` to ``done``; raises what stopped it (its progress is saved)."""
+        if entry.target.action == "trash":
+            return self._trash(entry)
+        staged = self._open_staged(entry)
+        try:
+            restarted = False
+            while True:
+                if entry.state in ("staged", "uploading"):
+                    entry = self._upload(entry, staged)
+                try:
+                    return self._attach(entry)
+                except _Expired:
+                    if restarted:
+                        raise
+                    restarted = True
+                    entry = self._restart(entry, "the upload expired before it was attached")
+        finally:
+            staged.close()
+
+    def upload(self, entry: Entry, staged: StagedFile) -> Entry:
+        """Only the upload half: the entry ends ``uploaded`` (its file_upload id set)."""
+        return self._upload(entry, staged)
+
+    # ---- the upload ----------------------------------------------------------------------------
+
+    def _open_staged(self, entry: Entry) -> StagedFile:
+        if entry.staged_path is None or entry.name is None or entry.content_type is None:
+            raise UploadFailedError(f"journal entry {entry.id} names no staged file")
+        try:
+            staged = self.staging.open(Path(entry.staged_path))
+        except FileNotFoundError:
+            raise UploadFailedError(f"the staged copy of {entry.name!r} is gone") from None
+        if staged.size != entry.size:
+            staged.close()
+            raise UploadFailedError(
+                f"the staged copy of {entry.name!r} is {staged.size} bytes, the journal says "
+                f"{entry.size}"
+            )
+        return staged
+
+    def _upload(self, entry: Entry, staged: StagedFile) -> Entry:
+        for _ in range(3):  # at most two restarts of an upload Notion dropped
+            try:
+                return self._upload_once(entry, staged)
+            except _Expired:
+                entry = self._restart(self.journal.get(entry.id) or entry,
+                                      "Notion no longer has the upload")
+        raise UploadFailedError(f"{entry.name!r}: the upload expired again and again")
+
+    def _upload_once(self, entry: Entry, staged: StagedFile) -> Entry:
+        assert entry.name is not None and entry.content_type is not None
+        if entry.upload_id is not None:
+            info = self.api.get_upload(entry.upload_id)
+            if info is None or info.status in ("expired", "failed"):
+                raise _Expired()
+            if info.status == "uploaded":
+                return self._save(entry.but(state="uploaded"), "Notion has every byte")
+        else:
+            limit = self.api.max_file_bytes()
+            if limit is not None and entry.size > limit:
+                raise FileTooLargeError(
+                    f"{entry.name!r} is {entry.size} bytes; this workspace takes files up to "
+                    f"{limit} bytes"
+                )
+            entry = self._create(entry)
+        if entry.upload_mode == "single_part":
+            self._send_whole(entry, staged)
+        else:
+            entry = self._send_parts(entry, staged)
+            self._complete(entry)
+        return self._save(entry.but(state="uploaded"), "Notion has every byte")
+
+    def _create(self, entry: Entry) -> Entry:
+        assert entry.name is not None and entry.content_type is not None
+        if entry.size <= SINGLE_PART_MAX_BYTES:
+            info = self.api.create_upload(filename=entry.name, content_type=entry.content_type)
+            mode, parts, part_bytes = "single_part", 1, entry.size
+        else:
+            parts = math.ceil(entry.size / self.part_bytes)
+            info = self.api.create_upload(filename=entry.name, content_type=entry.content_type,
+                                          parts=parts)
+            mode, part_bytes = "multi_part", self.part_bytes
+        return self._save(
+            entry.but(state="uploading", upload_id=info.id, upload_mode=mode,
+                      part_bytes=part_bytes, parts_total=parts, parts_done=(),
+                      upload_created=info.created_time),
+            f"{mode} upload {info.id} created ({parts} part{'s' if parts != 1 else ''})",
+        )
+
+    def _send_whole(self, entry: Entry, staged: StagedFile) -> None:
+        assert entry.upload_id is not None and entry.name and entry.content_type
+        try:
+            with self._part_slots:
+                self.api.send(entry.upload_id, staged.reader(), filename=entry.name,
+                              content_type=entry.content_type)
+        except ApiError as error:
+            self._check_expired(entry, error)
+            raise
+
+    def _send_parts(self, entry: Entry, staged: StagedFile) -> Entry:
+        assert entry.upload_id and entry.parts_total and entry.part_bytes
+        upload_id, part_bytes = entry.upload_id, entry.part_bytes
+        missing = [n for n in range(1, entry.parts_total + 1) if n not in entry.parts_done]
+        lock = threading.Lock()
+        state = {"entry": entry}
+        stop = threading.Event()
+
+        def send(number: int) -> None:
+            if stop.is_set():
+                return
+            reader = staged.reader((number - 1) * part_bytes, part_bytes)
+            with self._part_slots:
+                if stop.is_set():
+                    return
+                assert entry.name and entry.content_type
+                self.api.send(upload_id, reader, filename=entry.name,
+                              content_type=entry.content_type, part_number=number)
+            with lock:
+                current = state["entry"]
+                done = tuple(sorted({*current.parts_done, number}))
+                state["entry"] = self._save(
+                    current.but(parts_done=done),
+                    f"part {number} sent ({len(done)}/{current.parts_total})",
+                    level=logging.DEBUG,
+                )
+
+        with ThreadPoolExecutor(max_workers=self.parts_in_flight,
+                                thread_name_prefix="notionfs-part") as pool:
+            futures: list[Future[None]] = [pool.submit(send, n) for n in missing]
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failure = next((f.exception() for f in finished if f.exception() is not None),
+                           None)
+            if failure is not None:
+                stop.set()
+                for future in futures:
+                    future.cancel()
+        if failure is not None:
+            if isinstance(failure, ApiError):
+                self._check_expired(state["entry"], failure)
+            raise failure
+        return state["entry"]
+
+    def _complete(self, entry: Entry) -> None:
+        assert entry.upload_id is not None
+        try:
+            self.api.complete(entry.upload_id)
+        except _AMBIGUOUS:
+            # The answer was lost: Notion may have completed it already.
+            info = self.api.get_upload(entry.upload_id)
+            if info is not None and info.status == "uploaded":
+                return
+            raise
+        except ApiError as error:
+            self._check_expired(entry, error)
+            raise
+
+    def _check_expired(self, entry: Entry, error: ApiError) -> None:
+        """After a refusal (400): _Expired if Notion no longer has the upload usable."""
+        if error.status != 400 or entry.upload_id is None:
+            return
+        info = self.api.get_upload(entry.upload_id)
+        if info is None or info.status in ("expired", "failed"):
+            raise _Expired() from error
+
+    def _restart(self, entry: Entry, why: str) -> Entry:
+        return self._save(
+            entry.but(state="staged", upload_id=None, upload_mode=None, part_bytes=None,
+                      parts_total=None, parts_done=(), upload_created=None,
+                      checks=MappingProxyType({})),
+            f"{why}; starting it again",
+            level=logging.WARNING,
+        )
+
+    # ---- the attach ----------------------------------------------------------------------------
+
+    def _attach(self, entry: Entry) -> Entry:
+        if entry.state == "attaching" and entry.checks.get("sent"):
+            found = self._find_attached(entry)
+            if found is not None:
+                return self._done(entry, found, "already attached (checked before retrying)")
+        checks, send = self._plan(entry)
+        entry = self._save(entry.but(state="attaching",
+                                     checks=MappingProxyType({**checks, "sent": True})),
+                           f"attaching ({entry.target.action})")
+        try:
+            result_id = send()
+        except _AMBIGUOUS as error:
+            logger.warning("upload %s: attach answer lost (%s); checking before retrying",
+                           entry.id[:8], error)
+            found = self._find_attached(entry)
+            if found is not None:
+                return self._done(entry, found, "attached (checked after a lost answer)")
+            raise
+        except ApiError as error:
+            if isinstance(error, (RateLimitedError, AuthError)):
+                raise
+            self._check_expired(entry, error)
+            raise UploadFailedError(f"Notion refused to attach {entry.name!r}: {error}") \
+                from error
+        return self._done(entry, result_id, "attached")
+
+    def _plan(self, entry: Entry) -> tuple[dict[str, Any], Callable[[], str]]:
+        """What the check after a lost answer will compare against, and the attach call."""
+        target = entry.target
+        assert entry.upload_id is not None and entry.name is not None
+        upload = {"type": "file_upload", "file_upload": {"id": entry.upload_id}}
+        if target.action == "append":
+            assert target.parent_id is not None and target.block_kind is not None
+            kind, parent = target.block_kind, target.parent_id
+            payload: dict[str, Any] = dict(upload)
+            if kind == "file":
+                payload["name"] = entry.name  # file blocks keep their own name
+            child = {"object": "block", "type": kind, kind: payload}
+
+            def append() -> str:
+                created = self.api.append_children(parent, [child])
+                if not created or not isinstance(created[-1].get("id"), str):
+                    raise UploadFailedError("append answered no block")
+                return str(created[-1]["id"])
+
+            return {}, append
+        if target.action == "replace":
+            assert target.block_id is not None
+            block = self.api.get_block(target.block_id)
+            kind = self._replaceable(entry, block)
+            old = _file_url(block.get(kind))
+            payload = dict(upload)
+            if kind == "file":
+                payload["name"] = entry.name
+            block_id = target.block_id
+
+            def update() -> str:
+                answer = self.api.update_block(block_id, {kind: payload})
+                return str(answer.get("id", block_id))
+
+            return {"old_key": file_key(old) if old else None}, update
+        assert target.page_id is not None and target.property_name is not None
+        page = self.api.get_page(target.page_id)
+        name, existing = _files_property(page, target.property_name)
+        files = [_resend(item) for item in existing]
+        files.append({**upload, "name": entry.name})
+        page_id = target.page_id
+        keys = [file_key(url) for item in existing if (url := _file_url(item))]
+
+        def update_page() -> str:
+            self.api.update_page(page_id, {"properties": {name: {"files": files}}})
+            return page_id
+
+        return {"existing": keys}, update_page
+
+    def _replaceable(self, entry: Entry, block: Mapping[str, Any]) -> str:
+        kind = str(block.get("type", ""))
+        if kind not in BLOCK_KINDS:
+            raise UploadFailedError(f"block {entry.target.block_id} is a {kind}, not a file")
+        if block.get("in_trash") or block.get("archived"):
+            raise UploadFailedError(f"block {entry.target.block_id} is in the trash")
+        expected = entry.target.expect_edited
+        if expected is not None and block.get("last_edited_time") != expected:
+            raise ConflictError(
+                f"{entry.name!r} changed in Notion since it was opened "
+                f"(edited {block.get('last_edited_time')}, opened at {expected})"
+            )
+        assert entry.name is not None
+        check_file(entry.name, into=kind)
+        return kind
+
+    def _find_attached(self, entry: Entry) -> str | None:
+        """Where the entry's file already is, if its attach was applied; else None."""
+        target = entry.target
+        if target.action == "append":
+            assert target.parent_id is not None
+            since = _parse_time(entry.upload_created)
+            found: str | None = None
+            for child in self.api.children(target.parent_id):
+                if child.get("type") != target.block_kind or child.get("in_trash"):
+                    continue
+                payload = child.get(str(target.block_kind))
+                name = payload.get("name") if isinstance(payload, Mapping) else None
+                created = _parse_time(child.get("created_time"))
+                if name == entry.name and (since is None or created is None or created >= since):
+                    found = str(child.get("id"))  # the last one: appended at the end
+            return found
+        if target.action == "replace":
+            assert target.block_id is not None
+            block = self.api.get_block(target.block_id)
+            url = _file_url(block.get(str(block.get("type"))))
+            now = file_key(url) if url else None
+            return target.block_id if now != entry.checks.get("old_key") else None
+        assert target.page_id is not None and target.property_name is not None
+        _, existing = _files_property(self.api.get_page(target.page_id), target.property_name)
+        before = set(entry.checks.get("existing", []))
+        for item in existing:
+            url = _file_url(item)
+            if item.get("name") == entry.name and url and file_key(url) not in before:
+                return target.page_id
+        return None
+
+    def _trash(self, entry: Entry) -> Entry:
+        assert entry.target.block_id is not None
+        block_id = entry.target.block_id
+        entry = self._save(entry.but(state="attaching", checks=MappingProxyType({"sent": True})),
+                           "trashing")
+        try:
+            self.api.delete_block(block_id)
+        except NotFoundError:
+            raise UploadFailedError(f"block {block_id} is not there to trash") from None
+        except (ApiError, NetworkError) as error:
+            if isinstance(error, RateLimitedError):
+                raise
+            # A lost answer, or "already archived" (a retry of one that was applied).
+            block = self.api.get_block(block_id)
+            if not (block.get("in_trash") or block.get("archived")):
+                if isinstance(error, _AMBIGUOUS):
+                    raise
+                raise UploadFailedError(f"Notion refused to trash {block_id}: {error}") \
+                    from error
+        return self._done(entry, block_id, "trashed")
+
+    # ---- saving ----------------------------------------------------------------------------------
+
+    def _done(self, entry: Entry, result_id: str, why: str) -> Entry:
+        return self._save(entry.but(state="done", result_id=result_id, last_error=None), why)
+
+    def _save(self, entry: Entry, why: str, *, level: int = logging.INFO) -> Entry:
+        saved = self.journal.save(entry)
+        logger.log(level, "upload %s %r: %s: %s", entry.id[:8], entry.name or
+                   entry.target.block_id, saved.state, why)
+        self.on_saved(saved)
+        return saved
+
+
+# ---- reading Notion's objects ------------------------------------------------------------------
+
+
+def _file_url(item: Any) -> str | None:
+    """The URL of a file object (hosted or external); None when it has none."""
+    if not isinstance(item, Mapping):
+        return None
+    kind = item.get("type")
+    inner = item.get(kind) if isinstance(kind, str) else None
+    url = inner.get("url") if isinstance(inner, Mapping) else None
+    return url if isinstance(url, str) and url else None
+
+
+def _files_property(page: Mapping[str, Any], wanted: str) -> tuple[str, list[dict[str, Any]]]:
+    """(name, entries) of the page's files property named or identified ``wanted``."""
+    props = page.get("properties")
+    if not isinstance(props, Mapping):
+        raise UploadFailedError(f"page {page.get('id')} has no properties")
+    for name, prop in props.items():
+        if not isinstance(prop, Mapping) or wanted not in (name, prop.get("id")):
+            continue
+        if prop.get("type") != "files":
+            raise UploadFailedError(f"property {name!r} is a {prop.get('type')}, not files")
+        files = prop.get("files")
+        return str(name), [f for f in files if isinstance(f, dict)] if isinstance(files,
+                                                                                   list) else []
+    raise UploadFailedError(f"page {page.get('id')} has no property {wanted!r}")
+
+
+def _resend(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An existing files-property entry as a request keeps it: its name and its file by URL
+    (Notion re-links a hosted file from the URL it gave; an external one keeps its URL)."""
+    kind = str(item.get("type"))
+    url = _file_url(item)
+    resent: dict[str, Any] = {"type": kind, kind: {"url": url}}
+    if isinstance(item.get("name"), str):
+        resent["name"] = item["name"]
+    return resent
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
