@@ -1,0 +1,103 @@
+"""The upload journal: durable entries, transitions, one process at a time, no secrets."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notionfs.errors import ConfigError
+from notionfs.journal import Journal, Target, file_key, staging_dir
+
+
+def _add(journal: Journal, target: Target, name: str = "a.png") -> object:
+    return journal.add(target, staged_path=Path("/tmp/x.stage"), name=name, size=3,
+                       sha256="ab" * 32, content_type="image/png")
+
+
+def test_entries_survive_reopening_with_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "j" / "journal.db"
+    with Journal(path) as journal:
+        entry = journal.add(Target.append("page-1", "image"), staged_path=tmp_path / "a.stage",
+                            name="photo.png", size=123, sha256="0" * 64,
+                            content_type="image/png")
+        moved = journal.save(entry.but(state="uploading", upload_id="up-1",
+                                       upload_mode="multi_part", part_bytes=10, parts_total=3,
+                                       parts_done=(2, 1), upload_created="2026-01-01T00:00Z",
+                                       checks={"sent": True, "existing": ["k1"]}, attempts=2,
+                                       next_attempt_at=99.5, last_error="NetworkError: x"))
+        journal.add(Target.files_property("row-1", "Files"), staged_path=None, name="b.pdf",
+                    size=1, sha256=None, content_type="application/pdf")
+    with Journal(path) as journal:
+        first, second = journal.entries()
+        assert first == moved.but(parts_done=(1, 2), checks=first.checks)
+        assert dict(first.checks) == {"sent": True, "existing": ["k1"]}
+        assert first.target == Target.append("page-1", "image")
+        assert second.seq == first.seq + 1 and second.target.property_name == "Files"
+        assert [e.id for e in journal.unfinished()] == [first.id, second.id]
+        journal.save(second.but(state="failed", last_error="refused"))
+        journal.save(first.but(state="done"))
+        assert journal.unfinished() == []
+        journal.delete(first.id)
+        assert [e.id for e in journal.entries()] == [second.id]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def test_targets_check_their_ids_and_keys_group_what_must_run_in_order() -> None:
+    with pytest.raises(ValueError):
+        Target("append", parent_id="p")  # no block kind
+    with pytest.raises(ValueError):
+        Target("move", block_id="b")
+    assert Target.append("p", "image").key == Target.append("p", "file").key
+    assert Target.replace("b").key == Target.trash("b").key
+    assert Target.files_property("r", "A").key != Target.files_property("r", "B").key
+
+
+def test_one_process_at_a_time(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with Journal(path):
+        code = (
+            "import sys; from pathlib import Path; from notionfs.journal import Journal\n"
+            "from notionfs.errors import ConfigError\n"
+            "try:\n Journal(Path(sys.argv[1]))\nexcept ConfigError as e:\n print('busy:', e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                             text=True, check=True).stdout
+        assert out.startswith("busy:") and "in use by another notionfs process" in out
+    Journal(path).close()  # free again once closed (or once its process died)
+
+
+def test_a_foreign_database_is_not_taken_for_a_journal(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE x (y)").connection.close()
+    with pytest.raises(ConfigError, match="not a notionfs upload journal"):
+        Journal(path)
+
+
+def test_secrets_are_refused(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.db") as journal:
+        entry = journal.add(Target.trash("b"), staged_path=None, name=None, size=0,
+                            sha256=None, content_type=None)
+        with pytest.raises(ValueError, match="signed URL"):
+            journal.save(entry.but(last_error="https://s3/x?X-Amz-Credential=abc"))
+        with pytest.raises(ValueError, match="token"):
+            journal.save(entry.but(last_error="secret_" + "a" * 43))
+        assert journal.get(entry.id) == entry  # unchanged
+
+
+def test_file_keys_ignore_the_signature_and_staging_dirs_split_identities() -> None:
+    a = file_key("https://s3.example/ws/f1/a.png?X-Amz-Signature=1&X-Amz-Date=2")
+    b = file_key("https://s3.example/ws/f1/a.png?X-Amz-Signature=9&X-Amz-Date=3")
+    assert a == b != file_key("https://s3.example/ws/f2/a.png?X-Amz-Signature=1")
+    one = staging_dir("/c", '{"workspace_id":"w1"}')
+    assert one.parent == Path("/c/staging")
+    assert one != staging_dir("/c", '{"workspace_id":"w2"}')
+    with pytest.raises(ConfigError):
+        staging_dir("", "x")
