@@ -3,6 +3,7 @@ lost answers, Notion down, crashes; API calls counted."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from tests.emulator.uploading import (
     APPEND,
     COMPLETE,
     CREATE,
+    DELETE_BLOCK,
     SEND,
     UPDATE_BLOCK,
     UPDATE_PAGE,
@@ -440,3 +442,44 @@ def test_neither_the_token_nor_a_signed_url_reaches_the_disk(rig: Rig) -> None:
     rig.queue.close()
     assert rig.journal.path.is_file() and rig.staging.files()
     assert scan_cache(rig.root, TOKEN) == []
+
+
+def test_a_cut_trash_is_checked(rig: Rig) -> None:
+    block_id = rig.world.refs.image_block.id
+    rig.world.emulator.faults.writes.cut_next(route=DELETE_BLOCK)
+    entry = rig.queue.submit_trash(block_id)
+    assert rig.queue.wait(entry.id, timeout_s=10).state == "done"
+    assert rig.counters.calls(DELETE_BLOCK) == 1
+    assert rig.world.client().get(f"/v1/blocks/{block_id}").json()["in_trash"] is True
+
+
+def test_files_for_one_page_land_in_the_order_they_were_written(rig: Rig) -> None:
+    page = rig.world.refs.big_page.id
+    rig.world.emulator.faults.latency_s = 0.05  # let two workers race if they could
+    rig.queue.start()
+    names = [f"n{i}.txt" for i in range(4)]
+    entries = []
+    for i, name in enumerate(names):
+        staged = rig.stage(random_bytes(100 + i * 300_000))  # later ones are bigger
+        entries.append(rig.queue.submit(staged, new_block_target(page, name), name=name))
+    done = [wait_done(rig, e.id) for e in entries]
+    tail = rig.children(page)[-4:]
+    assert [b["file"]["name"] for b in tail] == names
+    assert [b["id"] for b in tail] == [d.result_id for d in done]
+
+
+def test_transitions_are_logged_without_secrets_on_the_shared_client(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="notionfs")
+    page = rig.world.refs.big_page.id
+    rig.world.emulator.faults.writes.fail_part(2)
+    _upload_new(rig, page, "logged.mp4", random_bytes(21 * MiB))
+    text = caplog.text
+    for step in ("uploading: multi_part upload", "part 2 sent", "uploaded: Notion has every",
+                 "attaching: attaching (append)", "done: attached"):
+        assert step in text
+    assert "X-Amz" not in text and TOKEN not in text
+    # One client, one limiter: every write went through the reads' client.
+    assert rig.client.stats.snapshot()["requests"] == rig.counters.total
+    assert rig.client.stats.snapshot()["retries"] == 1  # the failed part, once
