@@ -117,6 +117,7 @@ class UploadQueue:
             if self._threads:
                 return
             self._stopping = False
+            self.engine.stopping.clear()
             for i in range(self._workers):
                 thread = threading.Thread(target=self._work, name=f"notionfs-upload-{i}",
                                           daemon=True)
@@ -126,6 +127,7 @@ class UploadQueue:
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the workers (an entry in flight finishes its current request first) and
         close the journal. Unfinished entries stay journalled for the next start."""
+        self.engine.stopping.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -152,11 +154,7 @@ class UploadQueue:
             raise ValueError("use submit_trash")
         file_type = check_file(name, into=None if target.action != "append"
                                else target.block_kind)
-        limit = self.engine.api.max_file_bytes()
-        if limit is not None and staged.size > limit:
-            raise FileTooLargeError(
-                f"{name!r} is {staged.size} bytes; this workspace takes files up to {limit}"
-            )
+        self.check_size(staged.size, what=repr(name))
         staged.fsync()
         entry = self.journal.add(
             target,
@@ -178,13 +176,20 @@ class UploadQueue:
         self._wake()
         return entry
 
-    def check_size(self, size: int) -> None:
+    def check_size(self, size: int, *, what: str = "the file") -> None:
         """FileTooLargeError when a file of ``size`` bytes would pass the workspace's upload
         limit (the FUSE layer calls it at the write that would cross it). No limit is
-        assumed when Notion does not tell one."""
-        limit = self.engine.api.max_file_bytes()
+        assumed when Notion does not tell one, nor while it cannot be asked (the engine
+        checks again before uploading)."""
+        try:
+            limit = self.engine.api.max_file_bytes()
+        except NotionFSError as error:
+            logger.debug("upload limit unknown for now: %s", error)
+            return
         if limit is not None and size > limit:
-            raise FileTooLargeError(f"{size} bytes: this workspace takes files up to {limit}")
+            raise FileTooLargeError(
+                f"{what} would be {size} bytes; this workspace takes files up to {limit}"
+            )
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -253,7 +258,10 @@ class UploadQueue:
                     return
             entry = self._claim()
             if entry is not None:
-                self._run(entry)
+                try:
+                    self._run(entry)
+                except Exception:  # never let a worker die silently (a closed journal...)
+                    logger.exception("upload %s: could not record the outcome", entry.id[:8])
                 continue
             with self._cond:
                 if self._stopping:

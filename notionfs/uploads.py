@@ -36,6 +36,7 @@ from notionfs.errors import (
     FileTooLargeError,
     NetworkError,
     NotFoundError,
+    NotionFSError,
     RateLimitedError,
     ServerError,
     UploadFailedError,
@@ -50,6 +51,7 @@ __all__ = [
     "PART_MAX_BYTES",
     "PART_MIN_BYTES",
     "SINGLE_PART_MAX_BYTES",
+    "Stopping",
     "UploadEngine",
 ]
 
@@ -65,6 +67,10 @@ _AMBIGUOUS = (NetworkError, ServerError)
 
 class _Expired(Exception):
     """Notion no longer has the entry's upload (expired or unknown): start it again."""
+
+
+class Stopping(NotionFSError):
+    """The engine is stopping: the entry stays where it is, for the next start."""
 
 
 class UploadEngine:
@@ -95,6 +101,8 @@ class UploadEngine:
         self._part_slots = threading.BoundedSemaphore(parts_in_flight)
         # Called after every saved transition (the queue reports state from it).
         self.on_saved: Callable[[Entry], None] = lambda entry: None
+        # Set to stop between requests: a part in flight finishes, no new one starts.
+        self.stopping = threading.Event()
 
     # ---- one entry ---------------------------------------------------------------------------
 
@@ -207,6 +215,8 @@ class UploadEngine:
         stop = threading.Event()
 
         def send(number: int) -> None:
+            if self.stopping.is_set():
+                raise Stopping("stopping: the remaining parts wait for the next start")
             if stop.is_set():
                 return
             reader = staged.reader((number - 1) * part_bytes, part_bytes)

@@ -4,6 +4,7 @@ lost answers, Notion down, crashes; API calls counted."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -483,3 +484,34 @@ def test_transitions_are_logged_without_secrets_on_the_shared_client(
     # One client, one limiter: every write went through the reads' client.
     assert rig.client.stats.snapshot()["requests"] == rig.counters.total
     assert rig.client.stats.snapshot()["retries"] == 1  # the failed part, once
+
+
+def test_closing_mid_upload_leaves_the_rest_for_the_next_start(rig: Rig) -> None:
+    page = rig.world.refs.big_page.id
+    data = random_bytes(45 * MiB)
+    staged = rig.stage(data)
+    entry = rig.queue.submit(staged, new_block_target(page, "stop.mp4"), name="stop.mp4")
+    staged.close()
+    rig.engine.parts_in_flight = 1
+    first_part = threading.Event()
+    original = rig.engine.on_saved
+
+    def note(saved: Entry) -> None:
+        original(saved)
+        if saved.parts_done:
+            first_part.set()
+
+    rig.engine.on_saved = note
+    rig.queue.start()
+    assert first_part.wait(30)
+    rig.queue.close()  # a part in flight finishes; no new one starts
+    fresh = rig.restart()
+    try:
+        kept = fresh.journal.get(entry.id)
+        assert kept is not None and kept.state == "uploading" and 1 <= len(kept.parts_done) < 5
+        assert fresh.queue.run_due() == 1
+    finally:
+        fresh.queue.close()
+    assert rig.counters.calls(SEND) == 5 and rig.counters.calls(CREATE) == 1
+    videos = [b for b in rig.children(page) if b["type"] == "video"]
+    assert len(videos) == 1 and sha(rig.block_bytes(videos[0]["id"])) == sha(data)
