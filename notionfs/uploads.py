@@ -65,7 +65,7 @@ PART_MAX_BYTES = 20 * MiB
 _AMBIGUOUS = (NetworkError, ServerError)
 
 
-class _Expired(Exception):
+class _Expired(NotionFSError):
     """Notion no longer has the entry's upload (expired or unknown): start it again."""
 
 
