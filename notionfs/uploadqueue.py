@@ -27,6 +27,7 @@ from notionfs.errors import (
 from notionfs.filetypes import check_file
 from notionfs.journal import Entry, Journal, Target
 from notionfs.models import MalformedResponse
+from notionfs.priority import background
 from notionfs.staging import StagedFile, StagingArea
 from notionfs.uploads import UploadEngine
 
@@ -62,6 +63,10 @@ class UploadQueue:
     """The journal's entries, run by ``workers`` background threads (after ``start``) or by
     ``run_due`` in the caller's thread.
 
+    A worker's calls are background calls (priority.background): they take only the rate
+    budget no program waits for, so a big upload never delays a listing. An entry someone
+    waits on (``wait``, a program's flush) runs with a program's priority.
+
     Entries whose targets share a key (one page's children, one block, one property) run
     one at a time in journal order. A transient failure (Notion down, 5xx, 429, a lost
     answer) leaves the entry where it stopped and makes it due again after a capped,
@@ -90,6 +95,7 @@ class UploadQueue:
         self._rng = rng or random.Random()
         self._cond = threading.Condition()
         self._running: set[str] = set()
+        self._awaited: dict[str, int] = {}  # entry id -> callers in wait()
         self._progress: dict[str, Entry] = {}  # the latest saved copy of running entries
         self._attempts_seen: dict[str, int] = {}  # entry id -> attempts finished
         self._recent: OrderedDict[str, Entry] = OrderedDict()
@@ -213,6 +219,16 @@ class UploadQueue:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             seen = self._attempts_seen.get(entry_id, 0)
+            self._awaited[entry_id] = self._awaited.get(entry_id, 0) + 1
+        try:
+            return self._wait(entry_id, seen, deadline)
+        finally:
+            with self._cond:
+                left = self._awaited.pop(entry_id, 1) - 1
+                if left:
+                    self._awaited[entry_id] = left
+
+    def _wait(self, entry_id: str, seen: int, deadline: float) -> Entry:
         if not self._threads:
             entry = self._claim(only=entry_id)
             if entry is not None:
@@ -301,8 +317,15 @@ class UploadQueue:
             return None
 
     def _run(self, entry: Entry) -> None:
+        with self._cond:
+            awaited = entry.id in self._awaited
+        on_worker = threading.current_thread() in self._threads
         try:
-            self.engine.run(entry)
+            if on_worker and not awaited:
+                with background():
+                    self.engine.run(entry)
+            else:
+                self.engine.run(entry)
         except _TRANSIENT as error:
             self._later(entry.id, error)
         except (UploadFailedError, UnsupportedFileError, FileTooLargeError, ApiError) as error:

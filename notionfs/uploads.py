@@ -19,6 +19,7 @@ crash) resumes where it stopped:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import threading
@@ -237,7 +238,10 @@ class UploadEngine:
 
         with ThreadPoolExecutor(max_workers=self.parts_in_flight,
                                 thread_name_prefix="notionfs-part") as pool:
-            futures: list[Future[None]] = [pool.submit(send, n) for n in missing]
+            # Each part runs in a copy of this context: a background run stays background.
+            futures: list[Future[None]] = [
+                pool.submit(contextvars.copy_context().run, send, n) for n in missing
+            ]
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failure = next((f.exception() for f in finished if f.exception() is not None),
                            None)

@@ -21,6 +21,7 @@ from notionfs.errors import (
     UploadPendingError,
 )
 from notionfs.journal import Entry, Target
+from notionfs.priority import in_background
 from notionfs.uploadqueue import new_block_target
 from tests.e2e.storecheck import scan_cache
 from tests.emulator.conftest import TOKEN, World, start_world
@@ -515,3 +516,42 @@ def test_closing_mid_upload_leaves_the_rest_for_the_next_start(rig: Rig) -> None
     assert rig.counters.calls(SEND) == 5 and rig.counters.calls(CREATE) == 1
     videos = [b for b in rig.children(page) if b["type"] == "video"]
     assert len(videos) == 1 and sha(rig.block_bytes(videos[0]["id"])) == sha(data)
+
+
+def test_workers_call_in_the_background_and_an_awaited_entry_in_the_foreground(
+    rig: Rig,
+) -> None:
+    page = rig.world.refs.big_page.id
+    rig.api.max_file_bytes()  # asked once, up front
+    seen: list[tuple[str, bool]] = []
+    real_request, real_form = rig.client.request, rig.client.request_form
+
+    def request(method: str, path: str, **kwargs: Any) -> Any:
+        seen.append((f"{method} {path}", in_background()))
+        return real_request(method, path, **kwargs)
+
+    def request_form(path: str, **kwargs: Any) -> Any:
+        seen.append((f"POST {path}", in_background()))
+        return real_form(path, **kwargs)
+
+    rig.client.request = request  # type: ignore[method-assign]
+    rig.client.request_form = request_form  # type: ignore[method-assign]
+    rig.queue.start()
+    staged = rig.stage(random_bytes(21 * MiB))  # three parts, sent from pool threads
+    entry = rig.queue.submit(staged, new_block_target(page, "bg.mp4"), name="bg.mp4")
+    deadline = time.monotonic() + 60
+    while rig.journal.get(entry.id) is not None:  # nobody waits on it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # create, three parts, complete, append: all in the background
+    assert len(seen) == 6 and all(flag for _, flag in seen), seen
+    seen.clear()
+    rig.queue.close()
+    fresh = rig.restart()
+    try:
+        staged = fresh.stage(b"%PDF awaited")
+        entry = fresh.queue.submit(staged, new_block_target(page, "fg.pdf"), name="fg.pdf")
+        fresh.queue.wait(entry.id, timeout_s=30)  # a program waits: it goes first
+    finally:
+        fresh.queue.close()
+    assert seen and not any(flag for _, flag in seen), seen
