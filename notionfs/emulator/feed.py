@@ -37,7 +37,8 @@ _Obj = TypeVar("_Obj", bound=Page | Database | DataSource | Block)
 # "Last edited and created time properties are now rounded to the nearest minute", 2021).
 _ROUNDED_OBJECTS = frozenset({"page", "database", "data_source", "block"})
 _TIME_KEYS = ("created_time", "last_edited_time")
-_ISO_MS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d):\d\d\.\d{3}Z$")
+# Pages and blocks end in "Z"; database times read "+00:00" (as Notion writes each).
+_ISO_MS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d):\d\d\.\d{3}(Z|\+00:00)$")
 
 
 def floor_minute(moment: datetime) -> datetime:
@@ -185,7 +186,7 @@ def _round_times(value: Any, *, inside: bool) -> None:
         if inside and key in _TIME_KEYS and isinstance(item, str):
             found = _ISO_MS.match(item)
             if found:
-                value[key] = f"{found.group(1)}:00.000Z"
+                value[key] = f"{found.group(1)}:00.000{found.group(2)}"
         elif isinstance(item, (dict, list)):
             _round_times(item, inside=inside)
 
