@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -389,9 +388,6 @@ class NotionApi:
         request_id: str,
         raw_body: bytes = b"",
     ) -> Json:
-        latency_s = self.faults.latency_s
-        if latency_s > 0:
-            time.sleep(latency_s)
         self._authenticate(headers)
         version = self._negotiate_version(headers)
         self._apply_faults()

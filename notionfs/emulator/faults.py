@@ -135,7 +135,9 @@ class ApiFaults:
 
     ``error_rate`` draws from a PRNG seeded with ``seed`` so a run is repeatable.
     ``force_429`` makes the next N authenticated requests answer 429. The rate limit
-    (``rate_limit_rps`` = 0 means off) may be changed while the emulator runs. These apply
+    (``rate_limit_rps`` = 0 means off) may be changed while the emulator runs.
+    ``latency_s`` delays every answer, 429s and errors too (a WAN's round trip plus Notion's
+    own time); the server waits it out on the request's own thread, holding no lock. These apply
     to every route; ``writes`` holds the switches for the write routes only.
     """
 
@@ -172,14 +174,16 @@ class ApiFaults:
                 return None
             return self._rng.choice(self.error_statuses)
 
-    def reset(self, *, rate_limit_rps: float = 0.0, rate_limit_burst: int = 10) -> None:
+    def reset(
+        self, *, rate_limit_rps: float = 0.0, rate_limit_burst: int = 10, latency_s: float = 0.0
+    ) -> None:
         """Back to defaults (in place: tests may hold a reference to this object)."""
         with self._lock:
             self.error_rate = 0.0
             self.error_statuses = DEFAULT_ERROR_STATUSES
             self.force_429 = 0
             self.retry_after_s = 1.0
-            self.latency_s = 0.0
+            self.latency_s = latency_s
             self.rate_limit_rps = rate_limit_rps
             self.rate_limit_burst = rate_limit_burst
             self.seed = 0

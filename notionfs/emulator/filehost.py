@@ -33,6 +33,7 @@ from xml.sax.saxutils import escape
 
 from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.model import FileSpec
+from notionfs.emulator.wan import LinkConditions, Pacer, delay
 
 __all__ = ["FileHost", "FileHostFaults", "FileHostCounters", "FileRequest"]
 
@@ -100,7 +101,9 @@ class FileHostCounters:
     again by what a disconnecting client never got, so a client that has read a whole body
     always finds it counted. ``disconnects`` counts responses cut short by the client.
     ``faults`` counts the responses a fault switch changed: "stall", "cut", "ignore_range"
-    (a Range header ignored), "wrong_content_length".
+    (a Range header ignored), "wrong_content_length". ``in_flight`` is how many responses
+    are being written now and ``peak_in_flight`` the most at once since the last reset (or
+    ``reset_peak()``): how many ranged requests a reader keeps going in parallel.
     """
 
     def __init__(self) -> None:
@@ -108,6 +111,8 @@ class FileHostCounters:
         self.requests = 0
         self.bytes_sent = 0
         self.disconnects = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.by_status: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
         self.log: list[FileRequest] = []
@@ -119,6 +124,8 @@ class FileHostCounters:
             copy.requests = self.requests
             copy.bytes_sent = self.bytes_sent
             copy.disconnects = self.disconnects
+            copy.in_flight = self.in_flight
+            copy.peak_in_flight = self.peak_in_flight
             copy.by_status = Counter(self.by_status)
             copy.faults = Counter(self.faults)
             copy.log = [replace(entry, headers=dict(entry.headers)) for entry in self.log]
@@ -147,6 +154,21 @@ class FileHostCounters:
             entry.bytes_sent += count
             self._cond.notify_all()
 
+    def reset_peak(self) -> None:
+        """Start counting ``peak_in_flight`` afresh from the responses in flight now."""
+        with self._cond:
+            self.peak_in_flight = self.in_flight
+
+    def _response_started(self) -> None:
+        with self._cond:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _response_ended(self) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            self._cond.notify_all()
+
     def _count_fault(self, name: str) -> None:
         with self._cond:
             self.faults[name] += 1
@@ -164,6 +186,7 @@ class FileHostCounters:
             self.requests = 0
             self.bytes_sent = 0
             self.disconnects = 0
+            self.peak_in_flight = self.in_flight
             self.by_status.clear()
             self.faults.clear()
             self.log.clear()
@@ -458,11 +481,19 @@ class FileHost:
     """An S3-like origin serving registered FileSpecs under presigned or external URLs.
 
     ``clock`` (seconds since the epoch) decides when URLs are minted and when they expire;
-    tests may replace it to travel in time.
+    tests may replace it to travel in time. ``link`` holds the network's conditions (time to
+    first byte, each connection's bandwidth; 0 = off), settable while serving; ``reset()``
+    puts back the ones given here.
     """
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, secret: bytes | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        secret: bytes | None = None,
+        ttfb_s: float = 0.0,
+        conn_bandwidth_bps: float = 0.0,
     ) -> None:
         address = ipaddress.ip_address(host)
         if address.version != 4 or not address.is_loopback:
@@ -474,6 +505,8 @@ class FileHost:
         self.base_url = ""
         self.faults = FileHostFaults()
         self.counters = FileHostCounters()
+        self._link_defaults = (ttfb_s, conn_bandwidth_bps)
+        self.link = LinkConditions(ttfb_s, conn_bandwidth_bps)
         self.clock: Callable[[], float] = time.time
         self._files: dict[str, _Stored] = {}
         self._files_lock = threading.Lock()
@@ -528,9 +561,11 @@ class FileHost:
         self.stop()
 
     def reset(self) -> None:
-        """Faults and counters back to defaults; ends any stall in progress."""
+        """Faults, counters and the link's conditions back to their defaults; ends any stall
+        in progress."""
         self.faults._reset()
         self.counters._reset()
+        self.link.ttfb_s, self.link.conn_bandwidth_bps = self._link_defaults
         woken, self._wake = self._wake, threading.Event()
         woken.set()
 
@@ -797,6 +832,8 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Headers and body go out in separate writes; Nagle would hold the second one back.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # One handler per TCP connection: the bandwidth cap holds per connection.
+        self._pacer = Pacer()
 
     def version_string(self) -> str:
         return "AmazonS3"
@@ -837,13 +874,19 @@ class _Handler(BaseHTTPRequestHandler):
         entry.status = response.status
         host.counters._record(entry)
         logger.debug("%s %s -> %d", request.method, request.path, response.status)
+        host.counters._response_started()
         try:
             self._write(request, response, entry)
         except _ClientGone:
             self.close_connection = True
+        finally:
+            host.counters._response_ended()
 
     def _write(self, request: _Request, response: _Response, entry: FileRequest) -> None:
         host = self.server.host
+        # Time to first byte: before the status line, so headers and body both wait for it.
+        if not delay(host.link.ttfb_s, host._stopping):
+            raise _ClientGone
         faults = host.faults._body_view()
         if faults.stall_s > 0 and faults.stall_after_bytes is None:
             host.counters._count_fault("stall")
@@ -894,10 +937,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_span(
         self, send: Callable[[int, int], int], start: int, end: int, entry: FileRequest
     ) -> None:
-        counters = self.server.host.counters
+        host = self.server.host
+        counters = host.counters
         position = start
         while position < end:
-            chunk = min(_CHUNK_BYTES, end - position)
+            rate_bps = host.link.conn_bandwidth_bps  # read per slice: settable mid-body
+            chunk = min(Pacer.slice_bytes(rate_bps, _CHUNK_BYTES), end - position)
             # Count before writing, so a client that has the bytes always finds them counted.
             counters._add_bytes(entry, chunk)
             done = 0
@@ -912,6 +957,7 @@ class _Handler(BaseHTTPRequestHandler):
                 logger.debug("file host client gone mid-body: %r", exc)
                 raise _ClientGone from exc
             position += chunk
+            self._pacer.sent(chunk, rate_bps)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from notionfs.emulator.httpserver import TrackingServer
 from notionfs.emulator.index import WorkspaceIndex
 from notionfs.emulator.model import FileSpec, Workspace
 from notionfs.emulator.uploads import UploadStore
+from notionfs.emulator.wan import NO_WAN, WanConditions, delay
 from notionfs.emulator.writes import WritableApi
 
 __all__ = ["Emulator"]
@@ -43,6 +44,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.send_error(400, "bad Content-Length")
             return
         raw_body = self.rfile.read(length) if length > 0 else b""
+        # The latency is waited out here, on this connection's thread before the API takes
+        # any lock, so concurrent calls overlap as they do over a real network.
+        delay(self.server.api.faults.latency_s)
         response = self.server.api.handle(
             self.command, self.path, dict(self.headers.items()), raw_body
         )
@@ -92,6 +96,8 @@ class Emulator:
     and ``filehost.counters`` record. The integration may write (pages, blocks, file uploads)
     unless ``read_only``; ``uploads`` holds the file uploads and the workspace's plan ("free"
     or "paid").
+    ``wan`` adds a wide-area network's delays and bandwidth (see ``wan.WanConditions``), at
+    construction or while serving; ``faults.latency_s`` and ``filehost.link`` hold them.
     """
 
     def __init__(
@@ -109,14 +115,25 @@ class Emulator:
         read_only: bool = False,
         plan: str = "paid",
         feed: ChangeFeed | None = None,
+        wan: WanConditions = NO_WAN,
     ) -> None:
         _check_loopback(host)
         self.workspace = workspace
         self._host = host
         self._port = port
         self._rate_limit_defaults = (rate_limit_rps, rate_limit_burst)
-        self.filehost = FileHost(host=host, port=files_port)
-        self.faults = ApiFaults(rate_limit_rps=rate_limit_rps, rate_limit_burst=rate_limit_burst)
+        self._wan_default = wan
+        self.filehost = FileHost(
+            host=host,
+            port=files_port,
+            ttfb_s=wan.ttfb_s,
+            conn_bandwidth_bps=wan.conn_bandwidth_bps,
+        )
+        self.faults = ApiFaults(
+            rate_limit_rps=rate_limit_rps,
+            rate_limit_burst=rate_limit_burst,
+            latency_s=wan.api_latency_s,
+        )
         self.counters = ApiCounters()
         self.uploads = UploadStore(plan=plan, fetch=self._fetch_external)
         self._api = WritableApi(
@@ -196,6 +213,18 @@ class Emulator:
         self._api.feed = value
 
     @property
+    def wan(self) -> WanConditions:
+        """The network's conditions now: API latency, file-host TTFB and bandwidth."""
+        link = self.filehost.link
+        return WanConditions(self.faults.latency_s, link.ttfb_s, link.conn_bandwidth_bps)
+
+    @wan.setter
+    def wan(self, value: WanConditions) -> None:
+        self.faults.latency_s = value.api_latency_s
+        self.filehost.link.ttfb_s = value.ttfb_s
+        self.filehost.link.conn_bandwidth_bps = value.conn_bandwidth_bps
+
+    @property
     def files_url(self) -> str:
         return self.filehost.base_url
 
@@ -268,12 +297,15 @@ class Emulator:
     # ---- test controls -------------------------------------------------------------------
 
     def reset(self) -> None:
-        """API faults, counters and the rate limiter, and the file host's, back to defaults."""
+        """API faults, counters and the rate limiter, and the file host's, back to defaults
+        (the rate limit and WAN conditions given at construction)."""
         rps, burst = self._rate_limit_defaults
-        self.faults.reset(rate_limit_rps=rps, rate_limit_burst=burst)
+        self.faults.reset(
+            rate_limit_rps=rps, rate_limit_burst=burst, latency_s=self._wan_default.api_latency_s
+        )
         self.counters.reset()
         self._api.bucket.reset()
-        self.filehost.reset()
+        self.filehost.reset()  # its link conditions too: those given at construction
 
     def refresh(self) -> None:
         """Re-index after the workspace changed: new ids, new or replaced files."""
@@ -331,6 +363,7 @@ class Emulator:
         point at the file host, which serves only after ``start()``."""
 
         def handle(request: httpx.Request) -> httpx.Response:
+            delay(self.faults.latency_s)
             answer = self._api.handle(
                 request.method,
                 request.url.raw_path.decode("ascii"),
