@@ -1,7 +1,8 @@
 """notionfs benchmarks side by side with curl, httpx and rclone mount; writes BENCHMARKS.md.
 
 Run through ``scripts/bench`` (it installs fio, rclone and curl first). The emulator runs in
-its own process; every figure is the median of ``--runs`` runs, each on a fresh mount.
+its own process; every figure is the median of ``--runs`` runs, each on a fresh mount. The
+WAN section runs the emulator at Notion's latency and rate and S3's per-connection bandwidth.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import report  # noqa: E402
-from benchlib.report import Results  # noqa: E402
+from benchlib.report import Results, WanSetup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "BENCHMARKS.md"
@@ -39,8 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--quick and --dry-run print only unless given)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="where the large test files are kept between runs")
-    parser.add_argument("--only", action="append", choices=["data", "flat", "demo"],
-                        help="run only these workspaces' measurements")
+    parser.add_argument("--only", action="append", choices=["data", "flat", "demo", "wan"],
+                        help="run only these workspaces' measurements (wan: the demo over a "
+                        "WAN-like emulator)")
     parser.add_argument("--no-rclone", action="store_true", help="skip the rclone peer")
     return parser.parse_args(argv)
 
@@ -97,11 +99,50 @@ def fake_results(quick: bool) -> Results:
         "ls_cold_file_requests": 1000, "ls_warm_ms": 20, "ls_warm_api_calls": 0,
         "find_cold_ms": 4000, "find_api_calls": 90, "find_file_requests": 80,
         "find_entries": 200, "find_warm_ms": 30,
+        "wan_deep_s": 3.2, "wan_deep_calls": 17, "wan_nested_s": 4.1, "wan_nested_calls": 12,
+        "wan_browse_first_s": 1.5, "wan_browse_first_calls": 3, "wan_browse_rest_s": 0.35,
+        "wan_browse_wait_calls": 1, "wan_browse_calls_per_folder": 1.5, "wan_seq_mbps": 42,
+        "wan_curl1_mbps": 19.5, "wan_curl4_mbps": 76, "wan_curl8_mbps": 150,
     }
     for key, centre in centres.items():
         for _ in range(1 if quick else 5):
-            results.add(key, centre * rng.uniform(0.9, 1.1))
+            value = centre * rng.uniform(0.9, 1.1)
+            results.add(key, round(value) if key.endswith("_calls") else value)
+    # Counts, not measurements: the same in every run.
+    for key, count in (("wan_nested_entries", 11), ("wan_nested_containers", 6),
+                       ("wan_seq_peak", 2), ("wan_429", 0)):
+        results.add(key, count)
     return results
+
+
+def wan_setup(quick: bool) -> WanSetup:
+    """The WAN section's network and pacing (the same for a dry run)."""
+    from benchlib.wan import NOTION_BURST, NOTION_RPS
+
+    from notionfs.emulator.wan import NOTION_WAN
+
+    return WanSetup(
+        api_latency_s=NOTION_WAN.api_latency_s, ttfb_s=NOTION_WAN.ttfb_s,
+        conn_bandwidth_bps=NOTION_WAN.conn_bandwidth_bps, rate_limit_rps=NOTION_RPS,
+        rate_limit_burst=NOTION_BURST, big_mib=64, browse_folders=10,
+        browse_pause_s=2.0 if quick else 3.0,
+    )
+
+
+def wan_section(results: Results, setup: WanSetup, runs: int) -> list[str]:
+    """The WAN section's lines; none when nothing was measured over the WAN."""
+    if not any(key.startswith("wan_") for key in results.samples):
+        return []
+    return [
+        "## Over a WAN",
+        "",
+        report.wan_method(setup, runs),
+        "",
+        report.wan_table(results, setup),
+        "",
+        *[f"- {sentence}" for sentence in report.wan_ratios(results, setup)],
+        "",
+    ]
 
 
 def generated_text(results: Results, args: argparse.Namespace, plan_text: str,
@@ -122,7 +163,8 @@ def generated_text(results: Results, args: argparse.Namespace, plan_text: str,
         "",
         "Rerun: `scripts/bench` (installs fio, rclone and curl, then about a minute here), "
         "`scripts/bench --quick` (one run of each on smaller inputs; prints, writes nothing), "
-        "`scripts/bench --only data --runs 9`. Run it as root so the page cache can be dropped.",
+        "`scripts/bench --only data --runs 9`, `scripts/bench --quick --only wan` (the WAN "
+        "section alone, about two minutes). Run it as root so the page cache can be dropped.",
         "",
         "## Machine",
         "",
@@ -139,6 +181,7 @@ def generated_text(results: Results, args: argparse.Namespace, plan_text: str,
         "",
         *[f"- {sentence}" for sentence in report.ratios(results)],
         "",
+        *wan_section(results, wan_setup(args.quick), runs),
         "<details><summary>All samples</summary>",
         "",
         report.samples_section(results),
@@ -169,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(results, report.rows(256.0, args.flat_entries, args.big_mib)))
     for sentence in report.ratios(results):
         print(sentence)
+    for line in wan_section(results, wan_setup(args.quick), args.runs)[2:]:
+        print(line)
     out = args.out or (None if args.quick or args.dry_run else DEFAULT_OUT)
     if out is not None:
         previous = out.read_text(encoding="utf-8") if out.exists() else None
@@ -180,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, progress: object) -> Results:
     from benchlib.measure import Plan, run_all
 
-    for tool in ("curl", "dd", "fio", "find", "ls") + (() if args.no_rclone else ("rclone",)):
+    only = set(args.only) if args.only else None
+    tools = {"curl", "dd", "ls"}
+    if only is None or only - {"wan"}:
+        tools |= {"fio", "find"} | (set() if args.no_rclone else {"rclone"})
+    for tool in sorted(tools):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench: {tool} is not installed (scripts/bench installs it)")
     if os.geteuid() != 0:
@@ -193,8 +242,16 @@ def run(args: argparse.Namespace, progress: object) -> Results:
             flat_entries=args.flat_entries, random_io_mib=16 if args.quick else 64,
             rclone=not args.no_rclone,
         )
-        only = set(args.only) if args.only else None
         run_all(results, plan, args.data_dir, only, progress)  # type: ignore[arg-type]
+        if only is None or "wan" in only:
+            from benchlib.wan import WanPlan, run_wan
+
+            setup = wan_setup(args.quick)
+            progress("demo workspace over a WAN-like emulator")  # type: ignore[operator]
+            wan_plan = WanPlan(runs=args.runs, work_dir=Path(work),
+                               browse_folders=setup.browse_folders,
+                               browse_pause_s=setup.browse_pause_s)
+            run_wan(results, wan_plan, args.data_dir, progress)  # type: ignore[arg-type]
     return results
 
 

@@ -24,7 +24,7 @@ def fusermount() -> str:
 class EmulatorProcess:
     """``serve.py`` in a child process: the file host never shares the bench's GIL."""
 
-    def __init__(self, workspace: str, data_dir: Path, **options: int) -> None:
+    def __init__(self, workspace: str, data_dir: Path, **options: float) -> None:
         command = [sys.executable, str(SERVE), workspace, "--data-dir", str(data_dir)]
         for name, value in options.items():
             command += [f"--{name.replace('_', '-')}", str(value)]
@@ -138,15 +138,19 @@ def mount_notionfs(
     log_path: Path,
     *,
     cache_size: str | None = None,
+    rate_limit: float | None = 1000.0,
     extra: tuple[str, ...] = (),
 ) -> Mount:
-    """``python -m notionfs mount --foreground`` against the emulator, rate limit set high."""
+    """``python -m notionfs mount --foreground`` against the emulator, rate limit set high
+    (``rate_limit=None``: notionfs's own default, Notion's rate)."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NOTION_TOKEN=emulator.token, NOTIONFS_API_URL=emulator.api_url)
     command = [
         sys.executable, "-m", "notionfs", "mount", str(mountpoint), "--foreground",
-        "--rate-limit", "1000", "--log-file", str(log_path), *extra,
+        "--log-file", str(log_path), *extra,
     ]
+    if rate_limit is not None:
+        command += ["--rate-limit", f"{rate_limit:g}"]
     if cache_size:
         command += ["--cache-size", cache_size]
     proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,

@@ -217,3 +217,185 @@ def document(generated: str, previous: str | None) -> str:
     if previous and HAND_WRITTEN_MARKER in previous:
         kept = previous.split(HAND_WRITTEN_MARKER, 1)[1]
     return f"{generated.rstrip()}\n\n{HAND_WRITTEN_MARKER}{kept or chr(10)}"
+
+
+# ---- the WAN section -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WanSetup:
+    """The network the WAN section ran over, and how the browse was paced."""
+
+    api_latency_s: float
+    ttfb_s: float
+    conn_bandwidth_bps: float
+    rate_limit_rps: float
+    rate_limit_burst: int
+    big_mib: int = 64
+    browse_folders: int = 10
+    browse_pause_s: float = 3.0
+    parallel_ranges: tuple[int, ...] = (4, 8)
+
+
+# The best possible figure for a row: (value, how it is made), or None when unknown.
+Bound = Callable[[Results], tuple[float, str] | None]
+
+
+@dataclass(frozen=True)
+class WanRow:
+    """One line of the WAN table: the measured median beside the best possible."""
+
+    label: str
+    unit: str
+    key: str
+    bound: Bound | None = None
+    target: str = ""
+    check: Check | None = None
+    digits: int = 2
+
+
+def _calls_bound(setup: WanSetup, calls_key: str, first_byte: bool = False) -> Bound:
+    """Calls at Notion's average rate, plus the one latency nothing can hide (and, where a
+    file's byte is read, one time to first byte)."""
+    def bound(results: Results) -> tuple[float, str] | None:
+        calls = results.median(calls_key)
+        if calls is None:
+            return None
+        seconds = calls / setup.rate_limit_rps + setup.api_latency_s
+        how = (f"{round(calls, 1):g} calls / {setup.rate_limit_rps:g} per s + "
+               f"{setup.api_latency_s * 1e3:g} ms")
+        if first_byte:
+            seconds += setup.ttfb_s
+            how += f" + {setup.ttfb_s * 1e3:g} ms to first byte"
+        return seconds, how
+
+    return bound
+
+
+def _link_bound(setup: WanSetup, streams: int | str) -> Bound:
+    """The most ``streams`` connections carry: each its own cap, after one time to first
+    byte. ``streams`` may name a key holding the measured number of parallel requests."""
+    def bound(results: Results) -> tuple[float, str] | None:
+        n = results.median(streams) if isinstance(streams, str) else float(streams)
+        if not n or setup.conn_bandwidth_bps <= 0:
+            return None
+        size = setup.big_mib * (1 << 20)
+        seconds = size / (n * setup.conn_bandwidth_bps) + setup.ttfb_s
+        how = (f"{n:g} x {setup.conn_bandwidth_bps / 1e6:g} MB/s + "
+               f"{setup.ttfb_s * 1e3:g} ms to first byte")
+        return size / seconds / 1e6, how
+
+    return bound
+
+
+def _within_bound(key: str, bound: Bound, factor: float) -> Check:
+    def check(results: Results) -> bool | None:
+        value, best = results.median(key), bound(results)
+        return None if value is None or best is None else value <= factor * best[0]
+
+    return check
+
+
+def _label_count(results: Results, key: str) -> str:
+    value = results.median(key)
+    return "n/a" if value is None else f"{value:g}"
+
+
+def wan_rows(results: Results, setup: WanSetup) -> list[WanRow]:
+    deep_bound = _calls_bound(setup, "wan_deep_calls", first_byte=True)
+    first_bound = _calls_bound(setup, "wan_browse_first_calls")
+    rest = setup.browse_folders - 1
+    rows = [
+        WanRow("Double-click a file six folders deep, nothing listed yet", "s", "wan_deep_s",
+               deep_bound, "<= 1.2 x best", _within_bound("wan_deep_s", deep_bound, 1.2)),
+        WanRow("  API calls", "", "wan_deep_calls", digits=0),
+        WanRow(f"Open a page folder of {_label_count(results, 'wan_nested_entries')} entries "
+               f"with {_label_count(results, 'wan_nested_containers')} toggles, columns and "
+               "callouts inside", "s", "wan_nested_s",
+               _calls_bound(setup, "wan_nested_calls")),
+        WanRow("  API calls", "", "wan_nested_calls", digits=0),
+        WanRow(f"Browse: {setup.browse_folders} folders in turn, {setup.browse_pause_s:g} s "
+               "on each; the first", "s", "wan_browse_first_s", first_bound, "<= best",
+               _within_bound("wan_browse_first_s", first_bound, 1.0)),
+        WanRow("  API calls", "", "wan_browse_first_calls", digits=0),
+        WanRow(f"  the other {rest}, median", "s", "wan_browse_rest_s",
+               lambda r: (0.0, "answered from memory"), "<= 0.1",
+               _at_most("wan_browse_rest_s", 0.1)),
+        WanRow(f"  API calls a folder open waits on, median of the other {rest}", "",
+               "wan_browse_wait_calls", digits=0),
+        WanRow("  API calls per folder, background included", "",
+               "wan_browse_calls_per_folder", digits=1),
+        WanRow(f"Sequential read of a {setup.big_mib} MiB file, cold", "MB/s", "wan_seq_mbps",
+               _link_bound(setup, "wan_seq_peak"), ">= 4 x one curl stream",
+               _ratio_at_least("wan_seq_mbps", "wan_curl1_mbps", 4.0), digits=1),
+        WanRow("  most requests in flight on the file host", "", "wan_seq_peak", digits=0),
+        WanRow("  curl, one stream", "MB/s", "wan_curl1_mbps", _link_bound(setup, 1),
+               digits=1),
+        *[WanRow(f"  curl, {n} ranged requests at once", "MB/s", f"wan_curl{n}_mbps",
+                 _link_bound(setup, n), digits=1) for n in setup.parallel_ranges],
+        WanRow("429 answers from the emulator, whole WAN run", "", "wan_429", target="0",
+               check=_at_most("wan_429", 0), digits=0),
+    ]
+    return rows
+
+
+def wan_table(results: Results, setup: WanSetup) -> str:
+    """The WAN table: medians beside the best possible, targets checked."""
+    lines = [
+        "| What a person does | unit | notionfs | best possible | best possible from | "
+        "target | met |",
+        "|---|---|--:|--:|---|---|---|",
+    ]
+    for row in wan_rows(results, setup):
+        if row.key not in results.samples:
+            continue
+        best = row.bound(results) if row.bound else None
+        verdict = row.check(results) if row.check else None
+        cells = [
+            row.label, row.unit, _cell(results, row.key, row.digits),
+            "" if best is None else f"{best[0]:,.{row.digits}f}", "" if best is None else best[1],
+            row.target, "" if verdict is None else ("yes" if verdict else "**no**"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def wan_method(setup: WanSetup, runs: int) -> str:
+    """How the WAN table was made, in one paragraph."""
+    rest_s = setup.rate_limit_burst / setup.rate_limit_rps
+    return (
+        f"The emulator answers every API call after {setup.api_latency_s * 1e3:g} ms, allows "
+        f"Notion's {setup.rate_limit_rps:g} calls/s (bursts of {setup.rate_limit_burst}, as "
+        f"it models Notion), starts every file response after {setup.ttfb_s * 1e3:g} ms and "
+        f"paces each file connection to {setup.conn_bandwidth_bps / 1e6:g} MB/s; notionfs "
+        "mounts with its defaults (its own limiter at Notion's rate). Each row is the median "
+        f"of {runs} run{'s' if runs != 1 else ''} (the browse at most 3), each on a fresh "
+        f"mount made after {rest_s:.1f} s idle (Notion's bucket full again). API calls are "
+        "the emulator's counts during the action, background work included. Best possible: "
+        "for a listing, its calls at the average rate plus one latency (a burst can beat "
+        "that for a few calls); for a stream, its connections' caps plus one time to first "
+        "byte. The file six folders deep sits below the demo's deepest page, in pages added "
+        "there, each in a toggle. The page folder is the demo page with the most nested "
+        "containers, its parents listed first. The browse opens folders depth first by name "
+        "from the root, at most three deep, and waits between them. The sequential read is "
+        f"`dd bs=1M` of the demo's {setup.big_mib} MiB file with the page cache dropped, its "
+        "path listed first; curl fetches the same signed URL whole, or in equal ranges at once."
+    )
+
+
+def wan_ratios(results: Results, setup: WanSetup) -> list[str]:
+    """The stream's headline ratios, as sentences."""
+    seq = results.median("wan_seq_mbps")
+    if seq is None:
+        return []
+    parts = []
+    for key, what in [("wan_curl1_mbps", "one curl stream"),
+                      *[(f"wan_curl{n}_mbps", f"curl with {n} ranges")
+                        for n in setup.parallel_ranges]]:
+        other = results.median(key)
+        if other:
+            parts.append(f"{seq / other:.2f} x {what}")
+    peak = results.median("wan_seq_peak")
+    tail = f", with up to {peak:g} requests in flight" if peak is not None else ""
+    return [f"Over the WAN, notionfs reads the {setup.big_mib} MiB file at {seq:,.1f} MB/s"
+            f"{tail}: " + ", ".join(parts) + "."] if parts else []
