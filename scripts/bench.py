@@ -209,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args, progress)
     text = generated_text(results, args, plan_text, (time.monotonic() - started) / 60,
                           args.dry_run)
-    print(report.table(results, report.rows(256.0, args.flat_entries, args.big_mib)))
-    for sentence in report.ratios(results):
-        print(sentence)
+    if any(not key.startswith("wan_") for key in results.samples):
+        print(report.table(results, report.rows(256.0, args.flat_entries, args.big_mib)))
+        for sentence in report.ratios(results):
+            print(sentence)
     for line in wan_section(results, wan_setup(args.quick), args.runs)[2:]:
         print(line)
     out = args.out or (None if args.quick or args.dry_run else DEFAULT_OUT)

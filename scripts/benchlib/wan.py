@@ -51,9 +51,18 @@ class _Counts:
 
     def take(self) -> dict[str, Any]:
         now = self._emulator.stats()
-        delta = {"api_calls": now["api_calls"] - self._last["api_calls"]}
+        before = self._last["api_by_route"]
+        routes = {route: n - before.get(route, 0) for route, n in now["api_by_route"].items()}
+        delta = {"api_calls": now["api_calls"] - self._last["api_calls"],
+                 "routes": {route: n for route, n in routes.items() if n}}
         self._last = now
         return delta
+
+
+def _breakdown(progress: Callable[[str], None], what: str, delta: dict[str, Any]) -> None:
+    """Which routes an action's calls went to (to stderr: where the budget goes)."""
+    routes = ", ".join(f"{route} {n}" for route, n in sorted(delta["routes"].items()))
+    progress(f"    {what}: {delta['api_calls']} calls ({routes})")
 
 
 def run_wan(results: Results, plan: WanPlan, data_dir: Path,
@@ -71,7 +80,7 @@ def run_wan(results: Results, plan: WanPlan, data_dir: Path,
         for name, step in (("deep path", deep_path), ("nested folder", nested_folder),
                            ("browse", browse), ("sequential", sequential)):
             progress(f"  {name}")
-            step(results, emulator, plan, targets)
+            step(results, emulator, plan, targets, progress)
         statuses = emulator.stats()["api_by_status"]
         results.add("wan_429", statuses.get("429", 0))
 
@@ -110,7 +119,7 @@ def _first_byte(path: Path) -> None:
 
 
 def deep_path(results: Results, emulator: EmulatorProcess, plan: WanPlan,
-              targets: dict[str, Any]) -> None:
+              targets: dict[str, Any], progress: Callable[[str], None]) -> None:
     """Open a file six folders deep on a fresh mount, nothing listed: every folder on the
     way is listed for the first time."""
     for run in range(plan.runs):
@@ -118,11 +127,13 @@ def deep_path(results: Results, emulator: EmulatorProcess, plan: WanPlan,
             path = _under(mount, targets["deep_file"])
             counts = _Counts(emulator)
             results.add("wan_deep_s", _timed(lambda p=path: _first_byte(p)))
-            results.add("wan_deep_calls", counts.take()["api_calls"])
+            delta = counts.take()
+            results.add("wan_deep_calls", delta["api_calls"])
+            _breakdown(progress, "/".join(targets["deep_file"]), delta)
 
 
 def nested_folder(results: Results, emulator: EmulatorProcess, plan: WanPlan,
-                  targets: dict[str, Any]) -> None:
+                  targets: dict[str, Any], progress: Callable[[str], None]) -> None:
     """``ls -l`` of the demo page with the most nested containers, its parents listed."""
     results.add("wan_nested_containers", targets["nested_containers"])
     for run in range(plan.runs):
@@ -131,7 +142,9 @@ def nested_folder(results: Results, emulator: EmulatorProcess, plan: WanPlan,
             os.stat(folder)  # the way there: the parents are listed, the folder is not
             counts = _Counts(emulator)
             results.add("wan_nested_s", _timed(lambda f=folder: _ls(f)))
-            results.add("wan_nested_calls", counts.take()["api_calls"])
+            delta = counts.take()
+            results.add("wan_nested_calls", delta["api_calls"])
+            _breakdown(progress, "/".join(targets["nested_page"]), delta)
             results.add("wan_nested_entries", len(os.listdir(folder)))
 
 
@@ -152,13 +165,15 @@ def browse_order(start: Path, listed: Callable[[Path], list[Path]], count: int,
 
 
 def browse(results: Results, emulator: EmulatorProcess, plan: WanPlan,
-           targets: dict[str, Any]) -> None:
+           targets: dict[str, Any], progress: Callable[[str], None]) -> None:
     """Ten folders opened in turn on a fresh mount (``ls -l`` each), a few seconds apart."""
     for run in range(min(plan.runs, 3)):
         with _mount(emulator, plan, f"wan-browse{run}") as mount:
             counts = _Counts(emulator)
-            opened = _browse_once(emulator, plan, mount.path)
-            total_calls = counts.take()["api_calls"]
+            opened = _browse_once(emulator, plan, mount.path, progress)
+            delta = counts.take()
+            total_calls = delta["api_calls"]
+            _breakdown(progress, "the whole browse", delta)
         (first_s, first_calls), rest = opened[0], opened[1:]
         results.add("wan_browse_first_s", first_s)
         results.add("wan_browse_first_calls", first_calls)
@@ -168,14 +183,17 @@ def browse(results: Results, emulator: EmulatorProcess, plan: WanPlan,
         results.add("wan_browse_calls_per_folder", total_calls / len(opened))
 
 
-def _browse_once(emulator: EmulatorProcess, plan: WanPlan, root: Path) -> list[tuple[float, int]]:
+def _browse_once(emulator: EmulatorProcess, plan: WanPlan, root: Path,
+                 progress: Callable[[str], None]) -> list[tuple[float, int]]:
     """(seconds, API calls) of each folder open, in the order opened."""
     opened: list[tuple[float, int]] = []
 
     def open_folder(folder: Path) -> list[Path]:
         counts = _Counts(emulator)
         seconds = _timed(lambda: _ls(folder))
-        opened.append((seconds, counts.take()["api_calls"]))
+        delta = counts.take()
+        opened.append((seconds, delta["api_calls"]))
+        _breakdown(progress, f"{seconds:.2f} s /{folder.relative_to(root)}", delta)
         # Listed just now: naming its subfolders asks nothing more.
         subfolders = [Path(entry.path) for entry in os.scandir(folder) if entry.is_dir()]
         time.sleep(plan.browse_pause_s)  # the person looks at it
@@ -186,7 +204,7 @@ def _browse_once(emulator: EmulatorProcess, plan: WanPlan, root: Path) -> list[t
 
 
 def sequential(results: Results, emulator: EmulatorProcess, plan: WanPlan,
-               targets: dict[str, Any]) -> None:
+               targets: dict[str, Any], progress: Callable[[str], None]) -> None:
     """The demo's 64 MiB file read with ``dd`` through a fresh mount, page cache dropped;
     then the same bytes with curl: one stream, and N ranged requests at once."""
     size = int(targets["big_size"])
