@@ -142,12 +142,13 @@ def mount_notionfs(
     extra: tuple[str, ...] = (),
 ) -> Mount:
     """``python -m notionfs mount --foreground`` against the emulator, rate limit set high
-    (``rate_limit=None``: notionfs's own default, Notion's rate)."""
+    (``rate_limit=None``: notionfs's own default, Notion's rate). Without the on-disk
+    metadata cache: a fresh mount must list what it shows, not remember an earlier run's."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NOTION_TOKEN=emulator.token, NOTIONFS_API_URL=emulator.api_url)
     command = [
         sys.executable, "-m", "notionfs", "mount", str(mountpoint), "--foreground",
-        "--log-file", str(log_path), *extra,
+        "--log-file", str(log_path), "--no-metadata-cache", *extra,
     ]
     if rate_limit is not None:
         command += ["--rate-limit", f"{rate_limit:g}"]
