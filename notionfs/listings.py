@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import priority
 from .errors import ApiError, NetworkError, NotFoundError, ServerError
 from .flight import SingleFlight
 from .nodes import Node
@@ -65,6 +66,8 @@ class Listings:
         self._held: dict[str, Listing] = {}
         # Bumped by every invalidation: a fetch that started before one is stale on arrival.
         self._generation: dict[str, int] = {}
+        # Fetches made as background work, by folder: promoted when a program joins one.
+        self._running: dict[str, priority.Priority] = {}
         self._flights: SingleFlight[str, Listing] = SingleFlight(clock)
 
     def held(self, key: str) -> Listing | None:
@@ -88,6 +91,8 @@ class Listings:
         if held is not None and self._background is not None and held.listed_at > float("-inf"):
             self._background(lambda: self._revalidate(folder))
             return held
+        if not priority.in_background():
+            self._promote(folder.key)  # a fetch under way in the background: now awaited
         return self._flights.run(
             folder.key,
             lambda: self._refresh(folder),
@@ -101,7 +106,26 @@ class Listings:
         except Exception as exc:  # noqa: BLE001 (nobody waits for it: log, keep the held one)
             logger.info("background re-listing of %r failed: %s", folder.name, exc)
 
+    def _promote(self, key: str) -> None:
+        with self._lock:
+            running = self._running.get(key)
+        if running is not None:
+            running.promote()
+
     def _refresh(self, folder: Node) -> Listing:
+        work = priority.current()
+        if work is None:
+            return self._fetch_held(folder)
+        with self._lock:
+            self._running[folder.key] = work
+        try:
+            return self._fetch_held(folder)
+        finally:
+            with self._lock:
+                if self._running.get(folder.key) is work:
+                    del self._running[folder.key]
+
+    def _fetch_held(self, folder: Node) -> Listing:
         with self._lock:
             held = self._held.get(folder.key)
             generation = self._generation.get(folder.key, 0)

@@ -1,11 +1,12 @@
 """The next click is already listed: while a person looks at a folder, its subfolders are
-listed in the background, breadth first, with the API budget nobody waits for.
+listed in the background, with the API budget nobody waits for.
 
-Bounded three ways: at most ``max_folders`` listings per folder visited, ``max_depth`` levels
-below it, and only while that folder is the latest one a program listed; when the person
-goes elsewhere, what was queued for the old place is dropped. Every call it makes is a
-background call (priority.py): a program waiting on the mount is never queued behind more
-than one of them.
+Subfolders go in the order a file manager shows them, by name, breadth first. Going into
+one of them keeps the rest of the queue behind the new folder's own subfolders (the person
+may come back up to a sibling); going anywhere else drops it. Bounded: ``max_folders``
+listings per folder visited, ``max_depth`` levels below it. Every call is a background
+call (priority.py): a program waiting on the mount is never queued behind more than one of
+them, and a folder being prefetched when the person opens it is promoted.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Prefetcher:
         self._focus: str | None = None
         self._queue: collections.deque[tuple[Node, int]] = collections.deque()
         self._budget = 0
+        self._near: set[str] = set()  # folders queued or listed for the current place
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="notionfs-prefetch", daemon=True)
         self._thread.start()
@@ -56,14 +58,19 @@ class Prefetcher:
             self._cond.notify_all()
 
     def visited(self, folder: Node, children: Iterable[Node]) -> None:
-        """A program listed ``folder``: it is the focus now; queue its subfolders."""
+        """A program listed ``folder``: it is the focus now; its subfolders go first."""
         with self._cond:
             if folder.key == self._focus:
                 return  # a repeated listing of the same place: its queue stands
+            within = folder.key in self._near
             self._focus = folder.key
-            self._queue.clear()
+            if not within:  # somewhere else: what was queued for the old place is dropped
+                self._queue.clear()
+                self._near.clear()
+            mine = [(c, 1) for c in _by_name(children)]
+            self._near.update(c.key for c, _ in mine)
+            self._queue.extendleft(reversed(mine))
             self._budget = self._max_folders
-            self._queue.extend((c, 1) for c in children if c.kind in _FOLDERS)
             self._cond.notify_all()
 
     def _next(self) -> tuple[Node, int, str | None] | None:
@@ -93,4 +100,12 @@ class Prefetcher:
             if depth < self._max_depth:
                 with self._cond:
                     if self._focus == focus:
-                        self._queue.extend((c, depth + 1) for c in children if c.kind in _FOLDERS)
+                        deeper = [(c, depth + 1) for c in _by_name(children)]
+                        self._near.update(c.key for c, _ in deeper)
+                        self._queue.extend(deeper)
+
+
+def _by_name(children: Iterable[Node]) -> list[Node]:
+    """Subfolders in the order a file manager shows them (by name): the likeliest next
+    click first."""
+    return sorted((c for c in children if c.kind in _FOLDERS), key=lambda c: c.name.casefold())

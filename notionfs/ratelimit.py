@@ -95,21 +95,26 @@ class TokenBucket:
         return wait_s
 
     def _acquire_background(self, max_wait_s: float | None) -> float | None:
-        """A background token: only when the bucket is full and no foreground call waits.
+        """A background token: only when no foreground call waits and at least half the
+        burst stays in the bucket for the calls a program will wait on.
 
-        It never reserves a slot ahead (so never queues in front of a waiting call) and
-        never dips into the burst (kept for calls a program waits on): a foreground call
-        arriving right after waits at most one interval behind it.
+        It never reserves a slot ahead (so never queues in front of a waiting call): a
+        foreground call arriving right after waits at most one interval behind it, and
+        finds half a burst ready.
         """
         started = self._clock()
         while True:
+            if not in_background():  # promoted: a program now waits on this work
+                remaining = None if max_wait_s is None else max_wait_s - (self._clock() - started)
+                return self.acquire(remaining)
             with self._lock:
                 now = self._clock()
                 interval_s = 1.0 / self._rate_at(now)
-                if self._waiting == 0 and self._tat <= now + _EPSILON_S:
+                spare_s = max(0, self._burst - 1 - self._burst // 2) * interval_s
+                if self._waiting == 0 and self._tat <= now + spare_s + _EPSILON_S:
                     self._tat = now + interval_s
                     return now - started
-                wait_s = max(self._tat - now, interval_s / 4)
+                wait_s = max(self._tat - spare_s - now, interval_s / 4)
             if max_wait_s is not None and now - started + wait_s > max_wait_s:
                 return None
             self._sleep(wait_s)

@@ -301,11 +301,18 @@ class NotionWorkspace:
             self._prefetcher.visited(folder, children)
         return children
 
+    def _list_ahead(self, folder: Node) -> list[Node]:
+        """A prefetched folder: listed, and its files' sizes (and first bytes) probed, so
+        `ls -l` and thumbnails of it are answered from memory too."""
+        children = list(self._listings.get(folder).children.values())
+        self._files.probe(n.remote for n in children if n.remote is not None)
+        return children
+
     def start_prefetch(self) -> Prefetcher | None:
         """List the subfolders of each folder a program lists, in the background."""
         if self._settings.prefetch_folders > 0 and self._prefetcher is None:
             self._prefetcher = Prefetcher(
-                lambda node: self._listings.get(node).children.values(),
+                self._list_ahead,
                 lambda node: self._listings.fresh(node.key) is not None,
                 max_folders=self._settings.prefetch_folders,
             )

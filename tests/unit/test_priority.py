@@ -23,19 +23,20 @@ class FakeTime:
         self.now += seconds
 
 
-def test_background_waits_for_a_full_bucket_and_never_spends_the_burst() -> None:
+def test_background_leaves_half_the_burst_to_foreground_calls() -> None:
     t = FakeTime()
     bucket = TokenBucket(10.0, 5, clock=t.clock, sleep=t.sleep)
     for _ in range(3):
-        assert bucket.acquire() == 0.0  # foreground: the burst
+        assert bucket.acquire() == 0.0  # foreground: 3 of the burst of 5
     with background():
         assert in_background()
-        assert bucket.acquire(max_wait_s=0.0) is None  # the bucket is not full: not now
+        assert bucket.acquire(max_wait_s=0.0) is None  # fewer than half left: not now
         waited = bucket.acquire()
     assert not in_background()
-    assert waited is not None and abs(waited - 0.3) < 1e-6  # until the 3 slots had passed
-    # Right after a background call a foreground call still has its burst.
-    assert bucket.acquire() == 0.0
+    assert waited is not None and abs(waited - 0.1) < 1e-6  # until 3 were back in the bucket
+    # Right after a background call a foreground call still has half its burst.
+    for _ in range(2):
+        assert bucket.acquire() == 0.0
 
 
 def test_a_waiting_call_never_sits_behind_more_than_one_background_call() -> None:
@@ -130,3 +131,65 @@ def test_prefetch_skips_folders_already_listed_without_spending_budget() -> None
         assert listed == ["new"]
     finally:
         prefetch.stop()
+
+
+def test_going_into_a_subfolder_keeps_its_siblings_queued_behind_it() -> None:
+    listed: list[str] = []
+    gate = threading.Event()
+
+    def list_folder(node: Node) -> list[Node]:
+        listed.append(node.name)
+        gate.wait(5)
+        return []
+
+    prefetch = Prefetcher(list_folder, lambda node: False, max_folders=10, max_depth=1)
+    try:
+        prefetch.visited(_folder("top"), [_folder(n) for n in ("a", "b", "c")])
+        deadline = time.monotonic() + 5
+        while not listed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        prefetch.visited(_folder("a"), [_folder("a1")])  # into "a", still near
+        gate.set()
+        deadline = time.monotonic() + 5
+        while len(listed) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert listed == ["a", "a1", "b", "c"]
+    finally:
+        prefetch.stop()
+
+
+def test_a_prefetch_a_program_comes_to_wait_on_is_promoted() -> None:
+    from notionfs.listings import Listings
+
+    started, promoted = threading.Event(), threading.Event()
+    folder = _folder("x")
+
+    def fetch(node: Node, held: object) -> tuple[dict[str, Node], None]:
+        started.set()
+        assert promoted.wait(5)
+        return {}, None
+
+    listings = Listings(fetch, ttl_s=60, deadline_s=5)
+    thread = threading.Thread(
+        target=lambda: _run_in_background(lambda: listings.get(folder)), daemon=True)
+    thread.start()
+    assert started.wait(5)
+    with background() as work:
+        assert in_background()
+        # The program's own call joins the flight: the background work is promoted.
+        joiner = threading.Thread(target=listings.get, args=(folder,), daemon=True)
+        joiner.start()
+        deadline = time.monotonic() + 5
+        running = listings._running.get(folder.key)
+        while running is not None and running.background and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running is not None and not running.background
+        assert work.background  # only the fetch the program waits on is promoted
+    promoted.set()
+    thread.join(5)
+    joiner.join(5)
+
+
+def _run_in_background(work: object) -> None:
+    with background():
+        work()  # type: ignore[operator]
