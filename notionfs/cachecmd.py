@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .store import DB_SUFFIX, StoreInfo, cache_root, database_files, read_info, set_aside_files
+from .storefile import DB_SUFFIX, StoreInfo, cache_root, database_files, read_info, set_aside_files
 
 __all__ = ["add_arguments", "run", "holder_pid"]
 

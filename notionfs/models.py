@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import MappingProxyType
+from datetime import datetime
 from typing import Any, Literal
 
-from notionfs.errors import ApiError
+from notionfs.jsonfields import (
+    MalformedResponse,
+    as_object,
+    expect_object,
+    flag_field,
+    frozen,
+    id_field,
+    list_field,
+    map_field,
+    normalize_id,
+    opt_str_field,
+    plain_text,
+    str_field,
+    time_field,
+    trashed,
+)
 
 __all__ = [
     "MalformedResponse",
@@ -41,18 +54,6 @@ logger = logging.getLogger(__name__)
 
 # Block types whose payload is a file object (Notion API reference, "File" blocks).
 FILE_BLOCK_TYPES = frozenset({"image", "video", "audio", "file", "pdf"})
-
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-class MalformedResponse(ApiError):
-    """A 2xx answer whose JSON lacks a field we need or has it in the wrong shape.
-
-    ``status`` is 0: the HTTP exchange succeeded, the body is what is wrong.
-    """
-
-    def __init__(self, message: str, request_id: str | None = None) -> None:
-        super().__init__(0, "malformed_response", message, request_id)
 
 
 # ---- the models --------------------------------------------------------------------------
@@ -194,132 +195,44 @@ class User:
     workspace_id: str | None = None
     max_upload_bytes: int | None = None
 
-
-# ---- field readers: every lookup goes through these, so bad JSON raises MalformedResponse --
-
-
-def _require(d: Mapping[str, Any], key: str, kind: type, what: str) -> Any:
-    value = d.get(key)
-    if not isinstance(value, kind):
-        raise MalformedResponse(f"{what}: missing or malformed field {key!r}")
-    return value
-
-
-def _str(d: Mapping[str, Any], key: str, what: str) -> str:
-    value: str = _require(d, key, str, what)
-    return value
-
-
-def _opt_str(d: Mapping[str, Any], key: str, what: str) -> str | None:
-    if d.get(key) is None:
-        return None
-    return _str(d, key, what)
-
-
-def _map(d: Mapping[str, Any], key: str, what: str) -> Mapping[str, Any]:
-    value: Mapping[str, Any] = _require(d, key, Mapping, what)
-    return value
-
-
-def _list(d: Mapping[str, Any], key: str, what: str) -> list[Any]:
-    value: list[Any] = _require(d, key, list, what)
-    return value
-
-
-def _object(d: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(d, Mapping):
-        raise MalformedResponse(f"{what}: expected a JSON object, got {type(d).__name__}")
-    return d
-
-
-def _time(d: Mapping[str, Any], key: str, what: str) -> datetime:
-    raw = _str(d, key, what)
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise MalformedResponse(f"{what}: bad timestamp in {key!r}") from exc
-    # Notion always sends UTC with "Z"; a naive time would otherwise compare wrongly.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _in_trash(d: Mapping[str, Any]) -> bool:
-    # 2026-03-11 dropped "archived"; older versions send both (or only "archived").
-    return bool(d.get("in_trash") or d.get("archived"))
-
-
-def _flag(d: Mapping[str, Any], key: str, what: str) -> bool:
-    """An optional boolean field (absent in older API versions, or null: false)."""
-    value = d.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise MalformedResponse(f"{what}: malformed field {key!r}")
-    return value
-
-
-def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(d))
-
-
-def normalize_id(raw: str) -> str:
-    """Notion id in dashed lowercase form; ids that are not 32 hex digits pass unchanged."""
-    compact = raw.replace("-", "").lower()
-    if not _HEX32.fullmatch(compact):
-        return raw
-    c = compact
-    return f"{c[:8]}-{c[8:12]}-{c[12:16]}-{c[16:20]}-{c[20:]}"
-
-
-def _id(d: Mapping[str, Any], key: str, what: str) -> str:
-    return normalize_id(_str(d, key, what))
-
-
-def plain_text(rich_text: Any) -> str:
-    """The plain text of a rich_text array (runs concatenated)."""
-    if not isinstance(rich_text, list):
-        raise MalformedResponse("rich_text: expected a list")
-    runs = (_object(run, "rich_text item") for run in rich_text)
-    return "".join(_str(run, "plain_text", "rich_text item") for run in runs)
-
-
-# ---- parsers -----------------------------------------------------------------------------
+# ---- parsers: every field read goes through jsonfields, so bad JSON raises MalformedResponse
 
 
 def parse_parent(d: Any) -> Parent:
     """A parent object; unknown parent types keep their type and id (if a string)."""
-    p = _object(d, "parent")
-    kind = _str(p, "type", "parent")
+    p = as_object(d, "parent")
+    kind = str_field(p, "type", "parent")
     if kind == "workspace":
         return Parent("workspace", None)
     if kind == "data_source_id":
         db = p.get("database_id")
-        return Parent(kind, _id(p, kind, "parent"),
+        return Parent(kind, id_field(p, kind, "parent"),
                       normalize_id(db) if isinstance(db, str) else None)
     if kind == "database_id":
-        db_id = _id(p, kind, "parent")
+        db_id = id_field(p, kind, "parent")
         return Parent(kind, db_id, db_id)
     if kind in ("page_id", "block_id"):
-        return Parent(kind, _id(p, kind, "parent"))
+        return Parent(kind, id_field(p, kind, "parent"))
     raw = p.get(kind)
     return Parent(kind, normalize_id(raw) if isinstance(raw, str) else None)
 
 
 def _file_kind(d: Mapping[str, Any], what: str) -> str:
-    return _str(d, "type", what)
+    return str_field(d, "type", what)
 
 
 def parse_file(d: Any, what: str = "file object") -> FileRef:
     """A file object (``file`` or ``external``), with its ``name`` when present."""
-    f = _object(d, what)
+    f = as_object(d, what)
     kind = _file_kind(f, what)
-    name = _opt_str(f, "name", what)
+    name = opt_str_field(f, "name", what)
     if kind == "file":
-        inner = _map(f, "file", what)
-        expiry = _time(inner, "expiry_time", what) if inner.get("expiry_time") else None
-        return FileRef("file", _str(inner, "url", what), expiry, name)
+        inner = map_field(f, "file", what)
+        expiry = time_field(inner, "expiry_time", what) if inner.get("expiry_time") else None
+        return FileRef("file", str_field(inner, "url", what), expiry, name)
     if kind == "external":
-        inner = _map(f, "external", what)
-        return FileRef("external", _str(inner, "url", what), None, name)
+        inner = map_field(f, "external", what)
+        return FileRef("external", str_field(inner, "url", what), None, name)
     raise MalformedResponse(f"{what}: unknown file type {kind!r}")
 
 
@@ -327,7 +240,7 @@ def _maybe_file(d: Any, what: str) -> FileRef | None:
     """A file slot: null stays None; a file type we do not know (a newer API) is skipped."""
     if d is None:
         return None
-    f = _object(d, what)
+    f = as_object(d, what)
     if _file_kind(f, what) not in ("file", "external"):
         logger.debug("ignoring %s of unknown type %r", what, f.get("type"))
         return None
@@ -338,15 +251,15 @@ def parse_icon(d: Any) -> Icon | None:
     """An icon; types with no emoji and no image (native icons, future kinds) give None."""
     if d is None:
         return None
-    icon = _object(d, "icon")
-    kind = _str(icon, "type", "icon")
+    icon = as_object(d, "icon")
+    kind = str_field(icon, "type", "icon")
     if kind == "emoji":
-        return Icon(_str(icon, "emoji", "icon"), None)
+        return Icon(str_field(icon, "emoji", "icon"), None)
     if kind == "custom_emoji":
         # Custom emoji images live at stable URLs with no expiry_time.
-        custom = _map(icon, "custom_emoji", "icon")
-        return Icon(None, FileRef("external", _str(custom, "url", "icon"), None,
-                                  _opt_str(custom, "name", "icon")))
+        custom = map_field(icon, "custom_emoji", "icon")
+        return Icon(None, FileRef("external", str_field(custom, "url", "icon"), None,
+                                  opt_str_field(custom, "name", "icon")))
     file = _maybe_file(icon, "icon")
     return None if file is None else Icon(None, file)
 
@@ -361,40 +274,32 @@ def _title_of_properties(props: Mapping[str, Any]) -> str:
 def _files_properties(props: Mapping[str, Any]) -> tuple[FilesProperty, ...]:
     found = []
     for name, prop in props.items():
-        prop = _object(prop, f"property {name!r}")
+        prop = as_object(prop, f"property {name!r}")
         if prop.get("type") != "files":
             continue
         what = f"files property {name!r}"
-        files = (_maybe_file(f, what) for f in _list(prop, "files", what))
-        found.append(FilesProperty(name, _str(prop, "id", what),
+        files = (_maybe_file(f, what) for f in list_field(prop, "files", what))
+        found.append(FilesProperty(name, str_field(prop, "id", what),
                                    tuple(f for f in files if f is not None)))
     return tuple(found)
 
-
-def _expect_object(d: Any, expected: str) -> Mapping[str, Any]:
-    obj = _object(d, expected)
-    if obj.get("object") != expected:
-        raise MalformedResponse(f"expected a {expected} object, got {obj.get('object')!r}")
-    return obj
-
-
 def parse_page(d: Any) -> Page:
-    p = _expect_object(d, "page")
-    props = _map(p, "properties", "page")
+    p = expect_object(d, "page")
+    props = map_field(p, "properties", "page")
     return Page(
-        id=_id(p, "id", "page"),
+        id=id_field(p, "id", "page"),
         title=_title_of_properties(props),
         parent=parse_parent(p.get("parent")),
-        created_time=_time(p, "created_time", "page"),
-        last_edited_time=_time(p, "last_edited_time", "page"),
-        in_trash=_in_trash(p),
+        created_time=time_field(p, "created_time", "page"),
+        last_edited_time=time_field(p, "last_edited_time", "page"),
+        in_trash=trashed(p),
         url=p.get("url") or "",
         icon=parse_icon(p.get("icon")),
         cover=_maybe_file(p.get("cover"), "cover"),
         files_properties=_files_properties(props),
-        raw_properties=_frozen(props),
-        is_archived=_flag(p, "is_archived", "page"),
-        is_locked=_flag(p, "is_locked", "page"),
+        raw_properties=frozen(props),
+        is_archived=flag_field(p, "is_archived", "page"),
+        is_locked=flag_field(p, "is_locked", "page"),
     )
 
 
@@ -403,24 +308,24 @@ def _data_source_refs(d: Mapping[str, Any], db_id: str, title: str) -> tuple[Dat
         # 2022-06-28: the database is its own (only) data source.
         return (DataSourceRef(db_id, title),)
     refs = []
-    for ref in _list(d, "data_sources", "database"):
-        ref = _object(ref, "data source reference")
-        refs.append(DataSourceRef(_id(ref, "id", "data source reference"),
+    for ref in list_field(d, "data_sources", "database"):
+        ref = as_object(ref, "data source reference")
+        refs.append(DataSourceRef(id_field(ref, "id", "data source reference"),
                                   ref.get("name") or ""))
     return tuple(refs)
 
 
 def parse_database(d: Any) -> Database:
-    db = _expect_object(d, "database")
-    db_id = _id(db, "id", "database")
+    db = expect_object(d, "database")
+    db_id = id_field(db, "id", "database")
     title = plain_text(db.get("title", []))
     return Database(
         id=db_id,
         title=title,
         parent=parse_parent(db.get("parent")),
-        created_time=_time(db, "created_time", "database"),
-        last_edited_time=_time(db, "last_edited_time", "database"),
-        in_trash=_in_trash(db),
+        created_time=time_field(db, "created_time", "database"),
+        last_edited_time=time_field(db, "last_edited_time", "database"),
+        in_trash=trashed(db),
         url=db.get("url") or "",
         icon=parse_icon(db.get("icon")),
         cover=_maybe_file(db.get("cover"), "cover"),
@@ -431,12 +336,12 @@ def parse_database(d: Any) -> Database:
 
 def parse_data_source(d: Any) -> DataSource:
     """A data_source object, or (2022-06-28) a database object seen as its data source."""
-    obj = _object(d, "data source")
+    obj = as_object(d, "data source")
     legacy = obj.get("object") == "database"
     if not legacy:
-        obj = _expect_object(obj, "data_source")
+        obj = expect_object(obj, "data_source")
     what = obj["object"]
-    ds_id = _id(obj, "id", what)
+    ds_id = id_field(obj, "id", what)
     if legacy:
         parent = Parent("database_id", ds_id, ds_id)
         database_parent: Parent | None = parse_parent(obj.get("parent"))
@@ -449,48 +354,49 @@ def parse_data_source(d: Any) -> DataSource:
         name=plain_text(obj.get("title", [])),
         parent=parent,
         database_parent=database_parent,
-        created_time=_time(obj, "created_time", what),
-        last_edited_time=_time(obj, "last_edited_time", what),
-        in_trash=_in_trash(obj),
+        created_time=time_field(obj, "created_time", what),
+        last_edited_time=time_field(obj, "last_edited_time", what),
+        in_trash=trashed(obj),
         url=obj.get("url") or "",
         icon=parse_icon(obj.get("icon")),
         cover=_maybe_file(obj.get("cover"), "cover"),
         is_inline=bool(obj.get("is_inline", False)),
-        raw_properties=_frozen(_map(obj, "properties", what)),
+        raw_properties=frozen(map_field(obj, "properties", what)),
     )
 
 
 def _synced_from(kind: str, payload: Mapping[str, Any]) -> str | None:
     if kind != "synced_block" or payload.get("synced_from") is None:
         return None
-    source = _map(payload, "synced_from", "synced_block")
-    return _id(source, "block_id", "synced_block")
+    source = map_field(payload, "synced_from", "synced_block")
+    return id_field(source, "block_id", "synced_block")
 
 
 def parse_block(d: Any) -> Block:
-    b = _expect_object(d, "block")
-    kind = _str(b, "type", "block")
+    b = expect_object(d, "block")
+    kind = str_field(b, "type", "block")
     payload = b.get(kind) or {}
-    payload = _object(payload, f"{kind} block payload")
+    payload = as_object(payload, f"{kind} block payload")
     what = f"{kind} block"
-    title = _opt_str(payload, "title", what) if kind in ("child_page", "child_database") else None
+    titled = kind in ("child_page", "child_database")
+    title = opt_str_field(payload, "title", what) if titled else None
     return Block(
-        id=_id(b, "id", "block"),
+        id=id_field(b, "id", "block"),
         type=kind,
         has_children=bool(b.get("has_children", False)),
-        in_trash=_in_trash(b),
-        created_time=_time(b, "created_time", "block"),
-        last_edited_time=_time(b, "last_edited_time", "block"),
+        in_trash=trashed(b),
+        created_time=time_field(b, "created_time", "block"),
+        last_edited_time=time_field(b, "last_edited_time", "block"),
         parent=parse_parent(b.get("parent")),
         file=_maybe_file(payload, what) if kind in FILE_BLOCK_TYPES else None,
         title=title,
-        payload=_frozen(payload),
+        payload=frozen(payload),
         synced_from=_synced_from(kind, payload),
     )
 
 
 def parse_user(d: Any) -> User:
-    u = _expect_object(d, "user")
+    u = expect_object(d, "user")
     bot = u.get("bot")
     workspace_name = workspace_id = max_upload = None
     if isinstance(bot, Mapping):
@@ -504,8 +410,8 @@ def parse_user(d: Any) -> User:
             if isinstance(limit, int) and not isinstance(limit, bool):
                 max_upload = limit
     return User(
-        id=_id(u, "id", "user"),
-        name=_opt_str(u, "name", "user"),
+        id=id_field(u, "id", "user"),
+        name=opt_str_field(u, "name", "user"),
         type=u.get("type") or "unknown",
         workspace_name=workspace_name,
         workspace_id=workspace_id,

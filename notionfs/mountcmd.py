@@ -31,7 +31,7 @@ from .preflight import (
 
 if TYPE_CHECKING:
     from .client import NotionClient
-    from .store import StoreIdentity
+    from .storefile import StoreIdentity
 
 logger = logging.getLogger("notionfs")
 

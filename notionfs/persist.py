@@ -31,11 +31,12 @@ from .nodes import Kind, Node, Role
 from .priority import background
 from .remote import Resolver
 from .resolvers import block_file, page_media, property_file
-from .store import (
+from .store import MetadataStore
+from .storefile import (
     HIGH_WATER_STATE,
-    MetadataStore,
     StoreIdentity,
     database_files,
+    database_name,
     read_info,
 )
 
@@ -79,8 +80,6 @@ def identity_of(api_url: str, version: str, me: User) -> StoreIdentity:
 
 
 def _database_path(root: Path, identity: StoreIdentity) -> Path:
-    from .store import database_name
-
     return root / database_name(identity)
 
 
