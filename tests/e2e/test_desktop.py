@@ -329,7 +329,8 @@ def test_changes_in_notion_show_up_after_the_ttl(changing: Changing) -> None:
     assert wait_until(lambda: notes.read_bytes() == new), "the replaced file is served stale"
     # A new version is a new file (as an editor's save-by-rename makes one), with a page
     # cache of its own.
-    assert notes.stat().st_ino != inode
+    # (the kernel may keep the old name-to-inode entry for its entry timeout, 1 s here)
+    assert wait_until(lambda: notes.stat().st_ino != inode, 10)
     assert notes.read_bytes() == new
 
 

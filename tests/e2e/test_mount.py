@@ -63,13 +63,13 @@ def sha256_uncached(path: Path) -> str:
 def test_reads_survive_url_expiry(tmp_path: Path, fuse_binding: str) -> None:
     """URLs live 2 s; every file is read three times across expiries, one handle held open."""
     workspace = samples.nested_files()
-    large = FileSpec("large.bin", pattern_bytes(3 << 20, 7))
+    large = FileSpec("large.bin", pattern_bytes(6 << 20, 7))  # more than the cache holds
     workspace.pages.append(Page("Large", children=[file_block("file", large)]))
     args = ("--cache-size", "4M")
     with mounted(tmp_path, workspace, emulator_options={"expiry_s": 2.0}, args=args) as m:
         first = walk_mount(m.path, sha256_uncached)
         victim = max(first.file_paths, key=lambda p: p.stat().st_size)
-        assert victim.stat().st_size == 3 << 20
+        assert victim.stat().st_size == 6 << 20
         with open(victim, "rb") as held:
             head = held.read(1000)
             for _ in range(2):
