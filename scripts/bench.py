@@ -103,6 +103,8 @@ def fake_results(quick: bool) -> Results:
         "wan_browse_first_s": 1.5, "wan_browse_first_calls": 3, "wan_browse_rest_s": 0.35,
         "wan_browse_wait_calls": 1, "wan_browse_calls_per_folder": 1.5, "wan_seq_mbps": 42,
         "wan_curl1_mbps": 19.5, "wan_curl4_mbps": 76, "wan_curl8_mbps": 150,
+        "wan_find_cold_s": 80.0, "wan_find_cold_calls": 240, "wan_find_warm_s": 0.4,
+        "wan_find_warm_calls": 2,
     }
     for key, centre in centres.items():
         for _ in range(1 if quick else 5):
@@ -110,7 +112,7 @@ def fake_results(quick: bool) -> Results:
             results.add(key, round(value) if key.endswith("_calls") else value)
     # Counts, not measurements: the same in every run.
     for key, count in (("wan_nested_entries", 11), ("wan_nested_containers", 6),
-                       ("wan_seq_peak", 2), ("wan_429", 0)):
+                       ("wan_seq_peak", 2), ("wan_429", 0), ("wan_find_entries", 280)):
         results.add(key, count)
     return results
 

@@ -140,16 +140,22 @@ def mount_notionfs(
     cache_size: str | None = None,
     rate_limit: float | None = 1000.0,
     extra: tuple[str, ...] = (),
+    metadata_cache: Path | None = None,
 ) -> Mount:
     """``python -m notionfs mount --foreground`` against the emulator, rate limit set high
     (``rate_limit=None``: notionfs's own default, Notion's rate). Without the on-disk
-    metadata cache: a fresh mount must list what it shows, not remember an earlier run's."""
+    metadata cache unless ``metadata_cache`` names its directory: a fresh mount must list
+    what it shows, not remember an earlier run's."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NOTION_TOKEN=emulator.token, NOTIONFS_API_URL=emulator.api_url)
     command = [
         sys.executable, "-m", "notionfs", "mount", str(mountpoint), "--foreground",
-        "--log-file", str(log_path), "--no-metadata-cache", *extra,
+        "--log-file", str(log_path), *extra,
     ]
+    if metadata_cache is None:
+        command.append("--no-metadata-cache")
+    else:
+        env["NOTIONFS_CACHE_DIR"] = str(metadata_cache)
     if rate_limit is not None:
         command += ["--rate-limit", f"{rate_limit:g}"]
     if cache_size:

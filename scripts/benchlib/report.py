@@ -354,6 +354,15 @@ def wan_rows(results: Results, setup: WanSetup) -> list[WanRow]:
                digits=1),
         *[WanRow(f"  curl, {n} ranged requests at once", "MB/s", f"wan_curl{n}_mbps",
                  _link_bound(setup, n), digits=1) for n in setup.parallel_ranges],
+        WanRow(f"find + stat of the demo ({_label_count(results, 'wan_find_entries')} entries)"
+               ", fresh mount", "s", "wan_find_cold_s", _calls_bound(setup, "wan_find_cold_calls"),
+               floor=_burst_floor(setup, "wan_find_cold_calls")),
+        WanRow("  API calls", "", "wan_find_cold_calls", digits=0),
+        WanRow("  the same on a remount, from the metadata cache", "s", "wan_find_warm_s",
+               target="<= 1 s", check=_at_most("wan_find_warm_s", 1.0)),
+        WanRow("  API calls (users/me and the change feed's first poll)", "",
+               "wan_find_warm_calls", target="a few", check=_at_most("wan_find_warm_calls", 4),
+               digits=0),
         WanRow("429 answers from the emulator, whole WAN run", "", "wan_429", target="0",
                check=_at_most("wan_429", 0), digits=0),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -78,19 +79,52 @@ def run_wan(results: Results, plan: WanPlan, data_dir: Path,
     with EmulatorProcess("wan", data_dir, **options) as emulator:
         targets = emulator.info["targets"]
         for name, step in (("deep path", deep_path), ("nested folder", nested_folder),
-                           ("browse", browse), ("sequential", sequential)):
+                           ("browse", browse), ("sequential", sequential),
+                           ("remount", remount)):
             progress(f"  {name}")
             step(results, emulator, plan, targets, progress)
         statuses = emulator.stats()["api_by_status"]
         results.add("wan_429", statuses.get("429", 0))
 
 
-def _mount(emulator: EmulatorProcess, plan: WanPlan, name: str) -> Mount:
+def _mount(emulator: EmulatorProcess, plan: WanPlan, name: str,
+           metadata_cache: Path | None = None) -> Mount:
     """A fresh mount at notionfs's own rate limit (Notion's), after Notion's bucket refilled
     (as after a pause; the previous mount's calls must not count against this one)."""
     time.sleep(plan.rest_s)
     return mount_notionfs(emulator, plan.work_dir / "mnt", plan.work_dir / f"notionfs-{name}.log",
-                          cache_size=plan.cache_size, rate_limit=None)
+                          cache_size=plan.cache_size, rate_limit=None,
+                          metadata_cache=metadata_cache)
+
+
+def _find_stat(root: Path) -> int:
+    """``find`` + ``stat``: every entry under ``root``, its attributes read; how many."""
+    count = 0
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.stat(os.path.join(folder, name))
+            count += 1
+    return count
+
+
+def remount(results: Results, emulator: EmulatorProcess, plan: WanPlan,
+            targets: dict[str, Any], progress: Callable[[str], None]) -> None:
+    """The whole demo walked (find + stat) on a fresh mount, then again on a remount served
+    from the on-disk metadata cache, nothing changed meanwhile. One run: the cold walk alone
+    costs every listing at Notion's rate."""
+    cache = plan.work_dir / "metadata-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    for when in ("cold", "warm"):
+        with _mount(emulator, plan, f"wan-remount-{when}", metadata_cache=cache) as mount:
+            counts = _Counts(emulator)
+            entries: list[int] = []
+            results.add(f"wan_find_{when}_s",
+                        _timed(lambda m=mount: entries.append(_find_stat(m.path))))
+            delta = counts.take()
+            results.add(f"wan_find_{when}_calls", delta["api_calls"])
+            results.add("wan_find_entries", entries[0])
+            _breakdown(progress, f"find + stat, {when}", delta)
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 def _under(mount: Mount, titles: list[str]) -> Path:
