@@ -40,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .blockcache import BlockCache, FileReader
+from .blockcache import BlockCache
 from .config import Settings
 from .errors import (
     FileHostError,
@@ -53,6 +53,7 @@ from .errors import (
 )
 from .filetransport import FileHostTransport
 from .flight import SingleFlight
+from .readahead import FileReader
 from .retry import RetryPolicy
 
 __all__ = [

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notionfs.blockcache import BlockCache, FileReader, ReadaheadPolicy
+from notionfs.blockcache import BlockCache
 from notionfs.config import Settings
 from notionfs.errors import FileHostError, ResponseMismatch
+from notionfs.readahead import FileReader, ReadaheadPolicy
 
 KiB = 1024
 MiB = 1024 * KiB
