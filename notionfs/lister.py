@@ -14,10 +14,10 @@ from datetime import datetime
 
 from .client import NotionClient
 from .errors import NotFoundError
+from .fileurl import Resolver
 from .models import FILE_BLOCK_TYPES, Block, Database, FileRef, Page, Parent
 from .naming import file_name_from_url
 from .nodes import Kind, Node, Role
-from .remote import Resolver
 from .render.inline import notion_url
 from .render.markdown import BlockNode, collect_nodes
 from .resolvers import block_file, page_media, property_file, url_path

@@ -25,11 +25,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .client import NotionClient
+from .fileurl import Resolver
 from .lister import Found
 from .models import FileRef, User
 from .nodes import Kind, Node, Role
 from .priority import background
-from .remote import Resolver
 from .resolvers import block_file, page_media, property_file
 from .store import MetadataStore
 from .storefile import (

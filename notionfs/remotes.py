@@ -14,8 +14,9 @@ import httpx
 from .blockcache import BlockCache
 from .config import Settings
 from .errors import NotionFSError
+from .fileurl import Resolver
 from .models import FileRef
-from .remote import RemoteFile, Resolver
+from .remote import RemoteFile
 from .resolvers import location_of
 
 __all__ = ["RemoteFiles"]

@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 from .client import NotionClient
 from .errors import NotFoundError, StaleFileError
+from .fileurl import Location, Resolver
 from .models import FileRef
-from .remote import Location, Resolver
 
 __all__ = ["location_of", "url_path", "block_file", "page_media", "property_file"]
 

@@ -21,7 +21,8 @@ from notionfs.config import Settings
 from notionfs.emulator.filehost import FileHost
 from notionfs.emulator.model import FileSpec
 from notionfs.filetransport import FileHostTransport
-from notionfs.remote import Location, RemoteFile, file_host_client
+from notionfs.fileurl import Location
+from notionfs.remote import RemoteFile, file_host_client
 
 KiB = 1024
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(600 * KiB))

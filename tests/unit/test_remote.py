@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from notionfs import fileurl as fileurl_module
 from notionfs import remote as remote_module
 from notionfs.blockcache import BlockCache
 from notionfs.config import Settings
@@ -27,7 +28,9 @@ from notionfs.errors import (
     UnsafeUrlError,
     UrlExpiredError,
 )
-from notionfs.remote import Location, RemoteFile, redact_url
+from notionfs.filehttp import redact_url
+from notionfs.fileurl import Location
+from notionfs.remote import RemoteFile
 from notionfs.retry import RetryPolicy
 
 KiB = 1024
@@ -424,7 +427,8 @@ def test_sequential_reader_streams_the_file_in_few_requests(host: FakeHost) -> N
 
 
 class FakeClock:
-    """Stands in for the time module inside notionfs.remote: the test moves time on."""
+    """Stands in for the time module inside notionfs.remote and notionfs.fileurl: the test
+    moves time on."""
 
     def __init__(self) -> None:
         self.now = 1_800_000_000.0
@@ -443,6 +447,7 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(remote_module, "time", fake)
+    monkeypatch.setattr(fileurl_module, "time", fake)
     monkeypatch.setattr(Resolver, "now", staticmethod(fake.time))
     return fake
 
