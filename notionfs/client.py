@@ -1,12 +1,14 @@
-"""NotionClient: auth, Notion-Version, pagination, rate limiting, retries and typed errors."""
+"""NotionClient: the endpoints notionfs reads; each call rate limited, retried, typed errors.
+
+The connection (auth and Notion-Version headers, timeouts), reachability, answer parsing and
+pagination are apihttp.py's.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -15,6 +17,15 @@ from urllib.parse import quote
 
 import httpx
 
+from notionfs.apihttp import (
+    ApiHttp,
+    ClientStats,
+    Reachability,
+    error_fields,
+    json_object,
+    list_results,
+    pages,
+)
 from notionfs.config import SUPPORTED_VERSIONS, Settings
 from notionfs.errors import (
     ApiError,
@@ -45,12 +56,10 @@ from notionfs.models import (
 from notionfs.ratelimit import TokenBucket
 from notionfs.retry import RetryPolicy
 
-__all__ = ["NotionClient", "ClientStats", "PAGE_SIZE", "PACING_FRACTION", "UNREACHABLE_HOLD_S",
-           "user_names"]
+__all__ = ["NotionClient", "PACING_FRACTION", "user_names"]
 
 logger = logging.getLogger(__name__)
 
-PAGE_SIZE = 100  # Notion's maximum page_size for every paginated endpoint
 # The first version where databases hold data sources (rows live in data sources).
 _DATA_SOURCE_VERSION = "2025-09-03"
 # No connection could be made at all: Notion, or the way to it, is down.
@@ -59,47 +68,9 @@ _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 # bucket sits empty once both bursts are spent, and any request that travels faster than the
 # one before it (jitter) is refused with a 429; the headroom refills it for such moments.
 PACING_FRACTION = 0.9
-# A connection that fails twice in a row makes every call fail at once for this long, instead
-# of each spending its deadline on retries against a host that is not there: stale listings
-# are then served at once. The next call after the hold tries again, so recovery is automatic.
-UNREACHABLE_HOLD_S = 2.0
 # POSTs that only read: search and database / data source queries.
 _READ_POST_SUFFIXES = ("/query",)
 _READ_POST_PATHS = frozenset({"/v1/search"})
-
-
-class ClientStats:
-    """Request counters, safe to update from many threads; read them or take a snapshot."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.rate_limited = 0
-        self.errors_by_code: Counter[str] = Counter()
-
-    def count_request(self) -> None:
-        with self._lock:
-            self.requests += 1
-
-    def count_retry(self) -> None:
-        with self._lock:
-            self.retries += 1
-
-    def count_error(self, code: str, status: int | None) -> None:
-        with self._lock:
-            self.errors_by_code[code] += 1
-            if status == 429:
-                self.rate_limited += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "retries": self.retries,
-                "rate_limited": self.rate_limited,
-                "errors_by_code": dict(self.errors_by_code),
-            }
 
 
 @dataclass(frozen=True)
@@ -148,8 +119,6 @@ class NotionClient:
         self.version: str = settings.notion_version
         self.stats = ClientStats()
         self._settings = settings
-        self._base_url = settings.api_url.rstrip("/")
-        self._host = httpx.URL(self._base_url).host or self._base_url
         self._clock = clock
         # What is retried and how long to wait: one policy shared with the file reads.
         self._retry = RetryPolicy.from_settings(
@@ -161,38 +130,15 @@ class NotionClient:
             clock=clock,
             sleep=sleep,
         )
-        self._timeout = httpx.Timeout(
-            connect=settings.connect_timeout_s,
-            read=settings.read_timeout_s,
-            write=settings.read_timeout_s,
-            pool=settings.connect_timeout_s,
-        )
-        self._headers = {
-            "Authorization": f"Bearer {settings.token}",
-            "Notion-Version": settings.notion_version,
-        }
-        self._owns_http = http is None
-        self._http = http if http is not None else self._build_http()
-        self._reach = _Reachability(clock)
-
-    def _build_http(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self._base_url,
-            headers=self._headers,
-            timeout=self._timeout,
-            http2=False,
-            limits=httpx.Limits(
-                max_connections=20, max_keepalive_connections=10, keepalive_expiry=30.0
-            ),
-        )
+        self._api = ApiHttp(settings, http, self.stats, clock)
+        self._reach = Reachability(clock)
 
     def __repr__(self) -> str:
-        return f"NotionClient(api_url={self._base_url!r}, version={self.version!r})"
+        return f"NotionClient(api_url={self._api.base_url!r}, version={self.version!r})"
 
     def close(self) -> None:
         """Close the HTTP client if this client built it (an injected one is the caller's)."""
-        if self._owns_http:
-            self._http.close()
+        self._api.close()
 
     def __enter__(self) -> NotionClient:
         return self
@@ -213,13 +159,13 @@ class NotionClient:
     # ---- endpoints ---------------------------------------------------------------------
 
     def me(self) -> User:
-        return parse_user(self._request("GET", "/v1/users/me"))
+        return parse_user(self.request("GET", "/v1/users/me"))
 
     def get_page(self, page_id: str) -> Page:
-        return parse_page(self._request("GET", f"/v1/pages/{_path_id(page_id)}"))
+        return parse_page(self.request("GET", f"/v1/pages/{_path_id(page_id)}"))
 
     def get_block(self, block_id: str) -> Block:
-        return parse_block(self._request("GET", f"/v1/blocks/{_path_id(block_id)}"))
+        return parse_block(self.request("GET", f"/v1/blocks/{_path_id(block_id)}"))
 
     def block_children(self, block_id: str) -> Iterator[Block]:
         """Every direct child of a block or page, fetching pages of results lazily."""
@@ -228,7 +174,7 @@ class NotionClient:
             yield parse_block(item)
 
     def get_database(self, database_id: str) -> Database:
-        return parse_database(self._request("GET", f"/v1/databases/{_path_id(database_id)}"))
+        return parse_database(self.request("GET", f"/v1/databases/{_path_id(database_id)}"))
 
     def get_data_source(self, data_source_id: str) -> DataSource:
         """A data source; under 2022-06-28 the database of that id, seen as one."""
@@ -236,7 +182,7 @@ class NotionClient:
             path = f"/v1/data_sources/{_path_id(data_source_id)}"
         else:
             path = f"/v1/databases/{_path_id(data_source_id)}"
-        return parse_data_source(self._request("GET", path))
+        return parse_data_source(self.request("GET", path))
 
     def query_rows(self, database: Database, data_source_id: str) -> Iterator[Page]:
         """Every row (page) of one data source of ``database``, lazily."""
@@ -282,10 +228,10 @@ class NotionClient:
         # Property ids arrive already percent-encoded from the API; keep their escapes.
         path = f"/v1/pages/{_path_id(page_id)}/properties/{quote(property_id, safe='%')}"
         items: list[dict[str, Any]] = []
-        for response in self._pages("GET", path, None, None):
+        for response in pages(self.request, "GET", path, None, None):
             if response.get("object") == "property_item":
                 return [dict(response)]
-            items.extend(_results(response, path))
+            items.extend(list_results(response, path))
         return items
 
     def paginate(
@@ -296,8 +242,8 @@ class NotionClient:
         params: dict[str, Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every result of a paginated endpoint, following next_cursor while has_more."""
-        for response in self._pages(method, path, body, params):
-            yield from _results(response, path)
+        for response in pages(self.request, method, path, body, params):
+            yield from list_results(response, path)
 
     # ---- helpers for the endpoints --------------------------------------------------------
 
@@ -328,47 +274,19 @@ class NotionClient:
                          source.id)
             return _database_from_source(database_id, source)
 
-    def _pages(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        params: dict[str, Any] | None,
-    ) -> Iterator[Mapping[str, Any]]:
-        """Each response of a paginated endpoint, in order, fetched lazily."""
-        cursor: str | None = None
-        seen_cursors: set[str] = set()
-        while True:
-            page_body, page_params = _with_cursor(method, body, params, cursor)
-            response = self._request(method, path, body=page_body, params=page_params)
-            yield response
-            # Only has_more decides: a short page may not be the last, nor a full one.
-            if response.get("object") != "list" or response.get("has_more") is not True:
-                return
-            cursor = response.get("next_cursor")
-            if not isinstance(cursor, str) or cursor in seen_cursors:
-                # A missing or repeated cursor would loop forever.
-                raise MalformedResponse(f"{path}: has_more without a new next_cursor")
-            seen_cursors.add(cursor)
-
     # ---- one API call: rate limit, retries, typed errors -------------------------------
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
+    def _call(
+        self, method: str, path: str, send: Callable[[], httpx.Response], read: bool
     ) -> dict[str, Any]:
-        """One API call, retried as the policy (retry.py) allows within ``op_deadline_s``."""
+        """One API call made by ``send``, retried as the policy (retry.py) allows within
+        ``op_deadline_s``; ``read``: whether sending it twice is harmless."""
         started = self._clock()
-        read = _is_read(method, path)
         attempt = 0
         while True:
-            self._reach.check(self._host)
+            self._reach.check(self._api.host)
             self._take_token(started)
-            outcome = self._attempt(method, path, body, params, read, attempt)
+            outcome = self._attempt(path, send, read, attempt)
             if not isinstance(outcome, _Failure):
                 return outcome
             delay_s = outcome.retry_in_s
@@ -397,26 +315,20 @@ class NotionClient:
             )
 
     def _attempt(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        params: dict[str, Any] | None,
-        read: bool,
-        attempt: int,
+        self, path: str, send: Callable[[], httpx.Response], read: bool, attempt: int
     ) -> dict[str, Any] | _Failure:
         try:
-            response = self._send(method, path, body, params)
+            response = send()
         except httpx.RequestError as exc:
             return self._transport_failure(exc, read, attempt)
-        self._reach.reached(self._host)
+        self._reach.reached(self._api.host)
         if response.is_success:
-            return _json_object(response, path)
+            return json_object(response, path)
         return self._failure(response, read, attempt)
 
     def _transport_failure(self, exc: httpx.RequestError, read: bool, attempt: int) -> _Failure:
         self.stats.count_error("network_error", None)
-        error = NetworkError(f"cannot reach {self._host}: {type(exc).__name__}: {exc}")
+        error = NetworkError(f"cannot reach {self._api.host}: {type(exc).__name__}: {exc}")
         error.__cause__ = exc  # httpx errors carry no headers, so no token
         delay_s = self._retry.delay_for_error(exc, attempt, read=read)
         if isinstance(exc, _CONNECT_ERRORS):
@@ -424,40 +336,12 @@ class NotionClient:
             if attempt > 0:
                 delay_s = None
             if delay_s is None:
-                self._reach.unreachable(self._host, error)
+                self._reach.unreachable(self._api.host, error)
         return _Failure(error, delay_s)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        params: dict[str, Any] | None,
-    ) -> httpx.Response:
-        self.stats.count_request()
-        started = self._clock()
-        response = self._http.request(
-            method,
-            self._base_url + path,
-            params=params,
-            json=body,
-            headers=self._headers,
-            timeout=self._timeout,
-        )
-        # Log the path only: never headers (the token) nor full URLs.
-        logger.debug(
-            "%s %s -> %d in %.3fs request_id=%s",
-            method,
-            path,
-            response.status_code,
-            self._clock() - started,
-            _header_request_id(response),
-        )
-        return response
 
     def _failure(self, response: httpx.Response, read: bool, attempt: int) -> _Failure:
         status = response.status_code
-        code, message, request_id = _error_fields(response)
+        code, message, request_id = error_fields(response)
         message = self._scrub(message)
         self.stats.count_error(code, status)
         delay_s = self._retry.delay_for_status(status, response.headers, attempt, read=read)
@@ -488,7 +372,7 @@ class NotionClient:
         for item in self.paginate("GET", "/v1/users"):
             yield parse_user(item)
 
-    # ---- raw calls for the write path (writeapi.py): same limiter, policy and errors ------
+    # ---- raw calls (the endpoints above, and writeapi.py): one limiter, policy, errors -----
 
     def request(
         self,
@@ -504,8 +388,7 @@ class NotionClient:
         read = idempotent or _is_read(method, path)
 
         def send() -> httpx.Response:
-            return self._http.request(method, self._base_url + path, params=params, json=body,
-                                      headers=self._headers, timeout=self._timeout)
+            return self._api.send(method, path, body=body, params=params)
 
         return self._call(method, path, send, read)
 
@@ -522,152 +405,9 @@ class NotionClient:
         64 KiB chunks and rewinds it for each attempt, so no body is held whole."""
 
         def send() -> httpx.Response:
-            return self._http.request("POST", self._base_url + path, data=dict(fields),
-                                      files={"file": file}, headers=self._headers,
-                                      timeout=self._timeout)
+            return self._api.send("POST", path, form=dict(fields), files={"file": file})
 
         return self._call("POST", path, send, idempotent)
-
-    def _call(
-        self, method: str, path: str, send: Callable[[], httpx.Response], read: bool
-    ) -> dict[str, Any]:
-        """``_request``'s loop around any ``send``: limiter, reachability, retries."""
-        started = self._clock()
-        attempt = 0
-        while True:
-            self._reach.check(self._host)
-            self._take_token(started)
-            self.stats.count_request()
-            sent_at = self._clock()
-            outcome: dict[str, Any] | _Failure
-            try:
-                response = send()
-            except httpx.RequestError as exc:
-                outcome = self._transport_failure(exc, read, attempt)
-            else:
-                self._reach.reached(self._host)
-                logger.debug("%s %s -> %d in %.3fs request_id=%s", method, path,
-                             response.status_code, self._clock() - sent_at,
-                             _header_request_id(response))
-                outcome = (_json_object(response, path) if response.is_success
-                           else self._failure(response, read, attempt))
-            if not isinstance(outcome, _Failure):
-                return outcome
-            delay_s = outcome.retry_in_s
-            if outcome.rate_limited:
-                self._limiter.pause(delay_s or 0.0)
-            if delay_s is None or not self._retry.allows(delay_s, attempt, started):
-                raise outcome.error
-            attempt += 1
-            self.stats.count_retry()
-            logger.info("retrying %s %s in %.2fs (attempt %d): %s", method, path, delay_s,
-                        attempt, outcome.error)
-            if not outcome.rate_limited:
-                self._retry.sleep(delay_s)
-
-
-class _Reachability:
-    """Whether the API host answers connections; while it does not, calls fail at once."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._down_until = float("-inf")
-        self._down_since: float | None = None
-
-    def check(self, host: str) -> None:
-        """Raise NetworkError without a request while the hold after a failure lasts."""
-        with self._lock:
-            now = self._clock()
-            if now >= self._down_until or self._down_since is None:
-                return
-            down_s, hold_s = now - self._down_since, self._down_until - now
-        raise NetworkError(
-            f"cannot reach {host}: down for {down_s:.1f} s; next attempt in {hold_s:.1f} s"
-        )
-
-    def unreachable(self, host: str, error: NetworkError) -> None:
-        with self._lock:
-            now = self._clock()
-            first = self._down_since is None
-            if first:
-                self._down_since = now
-            self._down_until = now + UNREACHABLE_HOLD_S
-        if first:
-            logger.warning("Notion API unreachable (%s); failing calls at once, retrying "
-                           "every %g s", error, UNREACHABLE_HOLD_S)
-
-    def reached(self, host: str) -> None:
-        with self._lock:
-            if self._down_since is None:
-                return
-            down_s = self._clock() - self._down_since
-            self._down_since, self._down_until = None, float("-inf")
-        logger.warning("Notion API at %s reachable again after %.1f s", host, down_s)
-
-
-# ---- module helpers -----------------------------------------------------------------------
-
-
-def _with_cursor(
-    method: str,
-    body: dict[str, Any] | None,
-    params: dict[str, Any] | None,
-    cursor: str | None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Body and query with page_size and start_cursor where this method carries them."""
-    paging: dict[str, Any] = {"page_size": PAGE_SIZE}
-    if cursor is not None:
-        paging["start_cursor"] = cursor
-    if method == "GET":
-        return body, {**(params or {}), **paging}
-    return {**(body or {}), **paging}, params
-
-
-def _results(response: Mapping[str, Any], path: str) -> list[dict[str, Any]]:
-    results = response.get("results")
-    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        raise MalformedResponse(f"{path}: list response without a results array")
-    return results
-
-
-def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise MalformedResponse(
-            f"{path}: response is not JSON", _header_request_id(response)
-        ) from exc
-    if not isinstance(data, dict):
-        raise MalformedResponse(f"{path}: response is not a JSON object",
-                                _header_request_id(response))
-    return data
-
-
-def _header_request_id(response: httpx.Response) -> str | None:
-    headers = response.headers
-    request_id: str | None = headers.get("x-notion-request-id") or headers.get("x-request-id")
-    return request_id
-
-
-def _error_fields(response: httpx.Response) -> tuple[str, str, str | None]:
-    """Notion's code, message and request_id from an error response (any body)."""
-    code = f"http_{response.status_code}"
-    message = response.reason_phrase or "error"
-    request_id = _header_request_id(response)
-    try:
-        data = response.json()
-    except ValueError:
-        # A proxy or load balancer answered with HTML or nothing.
-        return code, message, request_id
-    if isinstance(data, dict):
-        if isinstance(data.get("code"), str):
-            code = data["code"]
-        if isinstance(data.get("message"), str):
-            message = data["message"]
-        if isinstance(data.get("request_id"), str):
-            request_id = data["request_id"]
-    return code, message, request_id
 
 
 def _database_from_source(database_id: str, source: DataSource) -> Database:

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from notionfs.client import PACING_FRACTION, UNREACHABLE_HOLD_S, NotionClient
+from notionfs.apihttp import UNREACHABLE_HOLD_S
+from notionfs.client import PACING_FRACTION, NotionClient
 from notionfs.config import Settings
 from notionfs.errors import (
     ApiError,
@@ -153,7 +154,7 @@ def test_own_http_client_is_configured_from_settings() -> None:
     settings = Settings(token=TOKEN, api_url=API + "/", connect_timeout_s=3.0,
                         read_timeout_s=7.0)
     client = NotionClient(settings)
-    http = client._http
+    http = client._api.http
     assert str(http.base_url).rstrip("/") == API
     assert http.headers["notion-version"] == settings.notion_version
     assert http.timeout.connect == 3.0 and http.timeout.read == 7.0
@@ -165,7 +166,7 @@ def test_own_http_client_is_configured_from_settings() -> None:
 def test_injected_http_is_not_closed_by_client() -> None:
     client, _ = make_client(FakeApi())
     client.close()
-    assert not client._http.is_closed
+    assert not client._api.http.is_closed
 
 
 def test_unsupported_version_is_a_config_error() -> None:
