@@ -22,15 +22,7 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from .blockextents import (
-    Extent,
-    assemble,
-    block_span,
-    covers,
-    merge,
-    missing,
-    tune_allocator,
-)
+from .blockextents import Extent, assemble, block_span, covers, merge, missing, tune_allocator
 from .blockruns import Claim, Flight, RangeFetcher, Run, group_runs, pull_all
 
 __all__ = ["BlockCache", "CacheStats", "RangeFetcher"]

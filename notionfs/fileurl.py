@@ -157,7 +157,7 @@ class FileUrl:
         logger.info("%s: 403 from %s; refreshing its URL", self.key, redact_url(used.url))
         self._replace(used, force=True)
 
-    # ---- requests --------------------------------------------------------------------------
+    # ---- requests ----------------------------------------------------------------------
 
     def send(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
         """One request (streamed), following at most MAX_REDIRECTS redirects to http(s) only."""
