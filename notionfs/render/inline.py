@@ -359,6 +359,8 @@ def _styled_all(segments: Sequence[_Segment]) -> str:
             body = f"<u>{body}</u>"
         if seg.href:
             body = f"[{body}]({link_destination(seg.href)})"
+            if not lead and out.endswith("!") and not out.endswith("\\!"):
+                out = out[:-1] + "\\!"  # "!" right before "[...](...)" would make an image
         out += lead + body + trail
     return out
 

@@ -213,3 +213,12 @@ def test_front_matter_quotes_only_what_needs_it() -> None:
     text = front_matter([("title", "Q&A: yes/no?"), ("properties", {"Due: date": "- soon"})])
     assert yaml.safe_load(text.strip("-\n")) == {
         "title": "Q&A: yes/no?", "properties": {"Due: date": "- soon"}}
+
+
+def test_an_exclamation_mark_before_a_link_stays_text() -> None:
+    """"!" then a linked run must not read back as an image (found by Hypothesis)."""
+    runs = [text_run("!"), text_run("a", href="https://example.com/")]
+    text = render_rich_text(runs, StaticLinks())
+    tokens = MarkdownIt().parseInline(text)[0].children or []
+    assert [t.type for t in tokens if t.type in ("image", "link_open")] == ["link_open"]
+    assert "".join(t.content for t in tokens if t.type == "text") == "!a"
