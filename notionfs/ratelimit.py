@@ -112,7 +112,7 @@ class TokenBucket:
                 interval_s = 1.0 / self._rate_at(now)
                 spare_s = max(0, self._burst - 1 - self._burst // 2) * interval_s
                 if self._waiting == 0 and self._tat <= now + spare_s + _EPSILON_S:
-                    self._tat = now + interval_s
+                    self._tat = max(self._tat, now) + interval_s
                     return now - started
                 wait_s = max(self._tat - spare_s - now, interval_s / 4)
             if max_wait_s is not None and now - started + wait_s > max_wait_s:

@@ -193,3 +193,23 @@ def test_a_prefetch_a_program_comes_to_wait_on_is_promoted() -> None:
 def _run_in_background(work: object) -> None:
     with background():
         work()  # type: ignore[operator]
+
+
+def test_background_calls_never_exceed_the_rate() -> None:
+    """However background and foreground calls mix, no window of time lets more through
+    than the bucket allows (a background token spent from the spare half of the burst
+    must push the schedule forward, never back)."""
+    t = FakeTime()
+    bucket = TokenBucket(10.0, 10, clock=t.clock, sleep=t.sleep)
+    start = t.now
+    sent = []
+    for i in range(200):
+        if i % 3 == 0:
+            bucket.acquire()
+        else:
+            with background():
+                bucket.acquire()
+        sent.append(t.now)
+    elapsed = sent[-1] - start
+    # 200 calls at 10/s with a burst of 10: at least (200 - 10) / 10 seconds.
+    assert elapsed >= (200 - 10) / 10 - 1e-6, elapsed
