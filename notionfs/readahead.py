@@ -10,8 +10,6 @@ from .blockcache import BlockCache, RangeFetcher
 from .config import Settings
 from .errors import NotionFSError
 
-_MIN_PART_BLOCKS = 2  # a part is at least 2 MiB: fewer, larger requests to a fast host
-
 __all__ = ["FileReader", "ReadaheadPolicy"]
 
 logger = logging.getLogger(__name__)
@@ -119,8 +117,6 @@ class FileReader:
         self._fetch = fetch
         self._executor = executor
         self._max_request_bytes = max(cache.block_size_bytes, settings.max_request_bytes)
-        self._block_bytes = cache.block_size_bytes
-        self._parallel = max(1, settings.fetch_workers)
         # Two chunks are ahead at most: together within readahead_max and a quarter of the cache.
         max_chunk_bytes = min(settings.readahead_max_bytes // 2, cache.capacity_bytes // 8)
         self._policy = ReadaheadPolicy(
@@ -182,9 +178,8 @@ class FileReader:
                 self._drop_from = offset // self._cache.block_size_bytes
             self._pending = [f for f in self._pending if not f.done()]
             for start, stop in chunks:
-                part = self._part_bytes(stop - start)
-                for piece in range(start, stop, part):
-                    self._submit(piece, min(piece + part, stop))
+                for piece in range(start, stop, self._max_request_bytes):
+                    self._submit(piece, min(piece + self._max_request_bytes, stop))
             self._drop_behind()
             return self._policy.streaming
 
@@ -202,17 +197,6 @@ class FileReader:
         if upto > self._drop_from:
             self._cache.discard(self._key, max(self._drop_from, 1), upto)
             self._drop_from = upto
-
-    def _part_bytes(self, span: int) -> int:
-        """A read-ahead chunk runs as several ranged requests at once (up to
-        ``fetch_workers``), each of whole blocks and at least ``_MIN_PART_BLOCKS`` of them,
-        none larger than ``max_request_bytes``: a host that paces each connection (S3 does)
-        then still fills the link, as mountpoint-s3's parallel part downloads do, while a
-        fast host is not asked for many small requests."""
-        block = self._block_bytes
-        share = -(-span // self._parallel)  # ceiling
-        whole_blocks = -(-share // block) * block
-        return max(block * _MIN_PART_BLOCKS, min(self._max_request_bytes, whole_blocks))
 
     def _submit(self, start: int, end: int) -> None:
         assert self._executor is not None
