@@ -189,8 +189,15 @@ class Persistence:
             max_workers=1, thread_name_prefix="notionfs-persist"
         )
 
-    def close(self) -> None:
-        self._writer.shutdown(wait=True, cancel_futures=False)
+    def close(self, drain_s: float = 10.0) -> None:
+        """Write what is queued, for at most ``drain_s``: a save may render a table that
+        asks Notion, and an unmount must not wait on a slow Notion. What is left is dropped
+        (the next mount lists those folders again)."""
+        try:
+            self._writer.submit(lambda: None).result(timeout=drain_s)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            logger.info("metadata cache: gave up writing the last listings at unmount")
+        self._writer.shutdown(wait=False, cancel_futures=True)
         self.store.close()
 
     # ---- writing -----------------------------------------------------------------------
