@@ -328,6 +328,19 @@ class NotionWorkspace:
     def invalidate(self, folder: Node) -> None:
         self._listings.invalidate(folder.key)
 
+    def invalidate_key(self, key: str) -> None:
+        """List the folder ``key`` anew on its next access (a write changed it)."""
+        self._listings.invalidate(key)
+
+    def listed_at(self, folder: Node) -> float | None:
+        """The clock time the held listing of ``folder`` was fetched (-inf once invalidated)."""
+        listing = self._listings.held(folder.key)
+        return None if listing is None else listing.listed_at
+
+    def inode(self, key: str) -> int:
+        """The inode of identity ``key`` (stable for the mount's life)."""
+        return self._inodes.inode(key)
+
     # ---- files -------------------------------------------------------------------------
 
     def size(self, node: Node) -> int:

@@ -1,0 +1,614 @@
+"""The write overlay: a writable mount source over a workspace, with the local layer of files
+not yet uploaded (and editors' scratch files, never uploaded).
+
+What a program writes lands in a staged file (staging.py) and goes to Notion through the
+upload queue (uploadqueue.py) when the file is flushed or fsynced, so ``close()`` sees a
+failure; a failed upload stays staged and journalled and is retried in the background.
+Until a listing fetched after the upload shows the new block, the folder shows the local
+file (its staged bytes and size) under its name: read-after-write holds within the mount.
+The overlay hides nothing Notion lists, except that a local file being written over a
+Notion file shows in its place.
+
+Lock order: ``WriteOverlay._lock`` is a leaf, never held across a network call or a wait.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from .errors import (
+    GeneratedFileError,
+    NoSuchPathError,
+    NotionFSError,
+    NotWritableError,
+    UploadFailedError,
+)
+from .filetypes import SUPPORTED_TYPES, check_file
+from .journal import Entry, Target
+from .nodes import Kind, Node, Role
+from .staging import StagedFile
+from .uploadqueue import UploadQueue, new_block_target
+from .workspace import FsStats, MountSource, NotionWorkspace, Reader
+
+__all__ = [
+    "WritableSource",
+    "WriteHandle",
+    "WriteOverlay",
+    "is_scratch_name",
+]
+
+logger = logging.getLogger(__name__)
+
+# Editors' and copiers' temporary files: kept in the local layer, never uploaded. GLib's
+# atomic save, vim's swap / write probe / backup, LibreOffice's and Office's locks, and
+# the temporaries of rsync (".NAME.XXXXXX") and Python's tempfile ("tmpXXXXXXXX", "*.tmp")
+# whose extension Notion would refuse anyway.
+_SCRATCH_PATTERNS = (
+    re.compile(r"\.goutputstream-.*", re.S),
+    re.compile(r"\..*\.sw[a-z]", re.S),
+    re.compile(r"4913"),
+    re.compile(r".*~", re.S),
+    re.compile(r"\.~lock\..*#", re.S),
+    re.compile(r"~\$.*", re.S),
+    re.compile(r".*\.tmp", re.S | re.I),
+    re.compile(r"tmp[a-z0-9_]{8}"),
+)
+_RSYNC_TEMP = re.compile(r"\..+\.([A-Za-z0-9]{6})", re.S)
+
+
+def is_scratch_name(name: str) -> bool:
+    """Whether ``name`` is an editor's or copier's temporary file (local only)."""
+    if any(p.fullmatch(name) for p in _SCRATCH_PATTERNS):
+        return True
+    rsync = _RSYNC_TEMP.fullmatch(name)
+    return rsync is not None and rsync.group(1).lower() not in SUPPORTED_TYPES
+
+
+@runtime_checkable
+class WritableSource(MountSource, Protocol):
+    """A MountSource that also takes writes. Paths are "/a/b"; errors are notionfs errors
+    (the adapter maps them to errno)."""
+
+    def create(self, path: str) -> WriteHandle:
+        """A new empty file at ``path``, open for writing."""
+
+    def open_write(self, node: Node, *, truncate: bool) -> WriteHandle:
+        """``node`` open for writing (its bytes copied into staging unless ``truncate``)."""
+
+    def truncate_path(self, node: Node, length: int) -> None:
+        """Cut or extend ``node`` to ``length`` bytes and upload the result."""
+
+    def unlink(self, path: str) -> None:
+        """Remove the file at ``path`` (its block goes to Notion's trash)."""
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename within a folder (a scratch file renamed over a real name is uploaded)."""
+
+
+@dataclass(eq=False)
+class _Local:
+    """One file of the local layer."""
+
+    folder_key: str
+    folder_id: str | None
+    name: str
+    staged: StagedFile
+    node: Node
+    target: Target | None  # None: a new block (or, for a scratch file, nowhere)
+    scratch: bool
+    opens: int = 0
+    dirty: bool = True
+    version: int = 0
+    entry_id: str | None = None
+    handed_over: bool = False  # the queue owns ``staged``'s path: copy before writing again
+    result_id: str | None = None
+    done_at: float | None = None  # monotonic time the upload was confirmed
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class WriteHandle:
+    """An open file of the local layer: a Reader with writes. Thread-safe per file."""
+
+    def __init__(self, overlay: WriteOverlay, local: _Local) -> None:
+        self._overlay = overlay
+        self.local = local
+        self._closed = False
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self.local.staged.read(offset, size)
+
+    def read_cached(self, offset: int, size: int) -> bytes:
+        return self.local.staged.read(offset, size)
+
+    def write(self, offset: int, data: bytes) -> int:
+        return self._overlay._write(self.local, offset, data)
+
+    def truncate(self, length: int) -> None:
+        self._overlay._truncate(self.local, length)
+
+    def flush(self) -> None:
+        self._overlay._flush(self.local)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._overlay._release(self.local)
+
+
+class WriteOverlay:
+    """A NotionWorkspace as a WritableSource: reads pass through, local files overlaid."""
+
+    def __init__(
+        self,
+        workspace: NotionWorkspace,
+        queue: UploadQueue,
+        *,
+        wait_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ws = workspace
+        self._queue = queue
+        self._wait_s = wait_s
+        self._clock = clock
+        self.root = workspace.root
+        self._lock = threading.Lock()
+        self._locals: dict[str, dict[str, _Local]] = {}  # folder key -> name -> file
+        self._by_key: dict[str, _Local] = {}  # node key -> file
+        self._ids = itertools.count(1)
+
+    # ---- reads: the workspace with the local layer over it --------------------------------
+
+    def lookup(self, path: str) -> Node | None:
+        parent, name = _split(path)
+        if not name:
+            return self._ws.lookup(path)
+        folder = self._ws.lookup(parent)
+        if folder is None or not folder.is_dir:
+            return None
+        local = self._local(folder.key, name)
+        if local is not None:
+            return local.node
+        return self._ws.lookup(path)
+
+    def lookup_memory(self, path: str) -> tuple[bool, Node | None]:
+        parent, name = _split(path)
+        if name:
+            known, folder = self._ws.lookup_memory(parent)
+            if known and folder is not None:
+                local = self._local(folder.key, name)
+                if local is not None:
+                    return True, local.node
+        return self._ws.lookup_memory(path)
+
+    def lookup_held(self, path: str) -> Node | None:
+        parent, name = _split(path)
+        if name:
+            folder = self._ws.lookup_held(parent)
+            if folder is not None:
+                local = self._local(folder.key, name)
+                if local is not None:
+                    return local.node
+        return self._ws.lookup_held(path)
+
+    def listdir(self, folder: Node) -> list[Node]:
+        return self._merge(folder, self._ws.listdir(folder))
+
+    def listdir_held(self, folder: Node) -> list[Node] | None:
+        held = self._ws.listdir_held(folder)
+        return None if held is None else self._merge(folder, held)
+
+    def _merge(self, folder: Node, children: list[Node]) -> list[Node]:
+        self._settle(folder)
+        with self._lock:
+            locals_ = dict(self._locals.get(folder.key, {}))
+        if not locals_:
+            return children
+        merged = {child.name: child for child in children}
+        for name, local in locals_.items():
+            merged[name] = local.node
+        return list(merged.values())
+
+    def _settle(self, folder: Node) -> None:
+        """Forget local files a listing fetched after their upload shows: Notion has them."""
+        listed_at = self._ws.listed_at(folder)
+        if listed_at is None:
+            return
+        with self._lock:
+            candidates = [
+                local for local in self._locals.get(folder.key, {}).values()
+                if local.done_at is not None and local.done_at < listed_at
+                and local.opens == 0 and not local.dirty
+            ]  # fmt: skip
+        if not candidates:
+            return
+        held = self._ws.listdir_held(folder) or []
+        shown = {n.object_id for n in held if n.kind is Kind.FILE}
+        for local in candidates:
+            if local.result_id in shown:
+                self._forget(local)
+
+    def _local(self, folder_key: str, name: str) -> _Local | None:
+        with self._lock:
+            return self._locals.get(folder_key, {}).get(name)
+
+    def is_fresh(self, folder: Node) -> bool:
+        return self._ws.is_fresh(folder)
+
+    def size(self, node: Node) -> int:
+        local = self._by_node(node)
+        return local.staged.size if local is not None else self._ws.size(node)
+
+    def known_size(self, node: Node) -> int | None:
+        local = self._by_node(node)
+        return local.staged.size if local is not None else self._ws.known_size(node)
+
+    def identity(self, node: Node) -> str:
+        local = self._by_node(node)
+        if local is not None:
+            return f"{node.key}#{local.version}"
+        return self._ws.identity(node)
+
+    def open(self, node: Node) -> Reader:
+        local = self._by_node(node)
+        if local is None:
+            return self._ws.open(node)
+        with self._lock:
+            local.opens += 1
+        return WriteHandle(self, local)
+
+    def xattrs(self, node: Node) -> dict[str, str]:
+        local = self._by_node(node)
+        if local is None:
+            values = self._ws.xattrs(node)
+        else:
+            values = {"type": "file"}
+            if local.result_id:
+                values["id"] = local.result_id
+            values["state"] = self._state(local)
+        return values
+
+    def _state(self, local: _Local) -> str:
+        if local.scratch:
+            return "local (a temporary file, never uploaded)"
+        if local.entry_id is None:
+            return "staged (not flushed yet)"
+        status = self._queue.status(local.entry_id)
+        return "done" if status is None else str(status)
+
+    def statfs(self) -> FsStats:
+        return self._ws.statfs()
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def _by_node(self, node: Node) -> _Local | None:
+        if not node.key.startswith("local:"):
+            return None
+        with self._lock:
+            return self._by_key.get(node.key)
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def create(self, path: str) -> WriteHandle:
+        parent, name = _split(path)
+        folder = self._ws.lookup(parent)
+        if folder is None or not folder.is_dir:
+            raise NoSuchPathError(f"no folder {parent!r}")
+        scratch = is_scratch_name(name)
+        if not scratch:
+            self._check_folder(folder, name)
+            check_file(name)  # UnsupportedFileError before any byte is written
+        existing = self.lookup(path)
+        if existing is not None:
+            return self.open_write(existing, truncate=True)
+        local = self._add(folder, name, scratch=scratch, target=None)
+        return self._handle(local)
+
+    def open_write(self, node: Node, *, truncate: bool) -> WriteHandle:
+        local = self._by_node(node)
+        if local is None:
+            local = self._adopt(node, copy=not truncate)
+        elif truncate:
+            self._truncate(local, 0)
+        return self._handle(local)
+
+    def truncate_path(self, node: Node, length: int) -> None:
+        local = self._by_node(node)
+        if local is not None and local.opens > 0:
+            self._truncate(local, length)  # uploaded by the open handle's flush
+            return
+        handle = self.open_write(node, truncate=length == 0)
+        try:
+            if length:
+                handle.truncate(length)
+            handle.flush()
+        finally:
+            handle.close()
+
+    def _handle(self, local: _Local) -> WriteHandle:
+        with self._lock:
+            local.opens += 1
+        return WriteHandle(self, local)
+
+    def _check_folder(self, folder: Node, name: str) -> None:
+        if folder.kind is not Kind.PAGE or not folder.object_id:
+            raise NotWritableError(
+                f"{name!r}: new files go into page folders only "
+                f"(this is a {folder.kind.value} folder)"
+            )
+
+    def _adopt(self, node: Node, *, copy: bool) -> _Local:
+        """A Notion file opened for writing: a local copy that replaces it in place."""
+        if node.kind is Kind.GENERATED:
+            raise GeneratedFileError(f"{node.name!r} is generated from the page: read only")
+        if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
+            raise NotWritableError(f"{node.name!r} is not a file block: it cannot be written")
+        folder_key = node.key.rsplit("/", 1)[0]
+        folder = _FolderRef(folder_key, None)
+        local = self._add(folder, node.name, scratch=False,
+                          target=Target.replace(node.object_id))
+        if copy:
+            try:
+                reader = self._ws.open(node)
+                try:
+                    offset, size = 0, self._ws.size(node)
+                    while offset < size:
+                        chunk = reader.read(offset, min(1 << 20, size - offset))
+                        if not chunk:
+                            break
+                        local.staged.write(offset, chunk)
+                        offset += len(chunk)
+                finally:
+                    reader.close()
+            except BaseException:
+                self._forget(local)
+                raise
+        local.dirty = not copy  # an unchanged copy is not uploaded again
+        return local
+
+    def _add(self, folder: Node | _FolderRef, name: str, *, scratch: bool,
+             target: Target | None) -> _Local:
+        staged = self._queue.staging.create()
+        key = f"local:{folder.key}/{next(self._ids)}:{uuid.uuid4().hex[:8]}"
+        now = time.time()
+        node = Node(Kind.FILE, key, name, self._ws.inode(key), ctime_s=now, mtime_s=now)
+        local = _Local(folder.key, folder.object_id, name, staged, node, target, scratch)
+        with self._lock:
+            old = self._locals.setdefault(folder.key, {}).get(name)
+            self._locals[folder.key][name] = local
+            self._by_key[key] = local
+        if old is not None:
+            self._drop(old)
+        return local
+
+    def _write(self, local: _Local, offset: int, data: bytes) -> int:
+        with local.lock:
+            end = offset + len(data)
+            if not local.scratch and end > local.staged.size:
+                self._queue.check_size(end, what=repr(local.name))
+            self._own(local)
+            written = local.staged.write(offset, data)
+            local.dirty = True
+            local.version += 1
+            return written
+
+    def _truncate(self, local: _Local, length: int) -> None:
+        with local.lock:
+            if not local.scratch and length > local.staged.size:
+                self._queue.check_size(length, what=repr(local.name))
+            self._own(local)
+            local.staged.truncate(length)
+            local.dirty = True
+            local.version += 1
+
+    def _own(self, local: _Local) -> None:
+        """Before changing bytes the queue was handed: a fresh staged copy of our own."""
+        if not local.handed_over:
+            return
+        fresh = self._queue.staging.create()
+        try:
+            offset = 0
+            while chunk := local.staged.read(offset, 1 << 20):
+                fresh.write(offset, chunk)
+                offset += len(chunk)
+        except BaseException:
+            fresh.discard()
+            raise
+        local.staged.close()
+        local.staged = fresh
+        local.handed_over = False
+
+    def _flush(self, local: _Local) -> None:
+        """Upload what changed, waiting up to the deadline: a failure reaches close()."""
+        with local.lock:
+            if local.scratch or not local.dirty:
+                return
+            self._settle_previous(local)
+            target = local.target or self._new_target(local)
+            entry = self._queue.submit(local.staged, target, name=local.name)
+            local.entry_id = entry.id
+            local.handed_over = True
+            local.dirty = False
+            local.done_at = None
+        self._await(local, entry)
+
+    def _settle_previous(self, local: _Local) -> None:
+        """A new file flushed again before its first upload finished: wait for that one,
+        so the second becomes a replace of its block, never a second block."""
+        if local.target is not None or local.entry_id is None:
+            return
+        done = self._queue.wait(local.entry_id, timeout_s=self._wait_s)
+        self._confirmed(local, done)
+
+    def _new_target(self, local: _Local) -> Target:
+        if local.folder_id is None:
+            raise NotWritableError(f"{local.name!r}: its folder takes no new files")
+        return new_block_target(local.folder_id, local.name)
+
+    def _await(self, local: _Local, entry: Entry) -> None:
+        try:
+            done = self._queue.wait(entry.id, timeout_s=self._wait_s)
+        except UploadFailedError:
+            with local.lock:
+                local.dirty = True  # refused for good: a later flush may try again
+            raise
+        with local.lock:
+            self._confirmed(local, done)
+
+    def _confirmed(self, local: _Local, done: Entry) -> None:
+        if done.result_id:
+            local.result_id = done.result_id
+            local.target = Target.replace(done.result_id)
+        local.done_at = self._clock()
+        self._ws.invalidate_key(local.folder_key)
+
+    def _release(self, local: _Local) -> None:
+        with self._lock:
+            local.opens = max(0, local.opens - 1)
+            last = local.opens == 0
+        if last and local.dirty and not local.scratch:
+            # Closed without a flush (a flush that failed before submitting): hand it
+            # over now, in the background; the journal keeps it.
+            try:
+                with local.lock:
+                    if not local.dirty:
+                        return
+                    target = local.target or self._new_target(local)
+                    entry = self._queue.submit(local.staged, target, name=local.name)
+                    local.entry_id, local.handed_over, local.dirty = entry.id, True, False
+            except NotionFSError as error:
+                logger.warning("%r: not uploaded, kept locally: %s", local.name, error)
+
+    def unlink(self, path: str) -> None:
+        node = self.lookup(path)
+        if node is None:
+            raise NoSuchPathError(f"no file {path!r}")
+        local = self._by_node(node)
+        if local is not None:
+            self._unlink_local(local)
+            return
+        self._trash(node)
+
+    def _unlink_local(self, local: _Local) -> None:
+        with local.lock:
+            entry_id = local.entry_id
+        if entry_id is not None and not local.scratch:
+            status = self._queue.status(entry_id)
+            if status is not None and status.state not in ("done", "failed"):
+                try:
+                    self._queue.discard(entry_id)
+                except ValueError:  # running: let it land, then trash what it made
+                    done = self._queue.wait(entry_id, timeout_s=self._wait_s)
+                    self._confirmed(local, done)
+                else:
+                    local.result_id = None if local.target is None else local.result_id
+        if local.result_id is not None:
+            self._run_trash(local.result_id, local.name)
+        self._forget(local)
+
+    def _trash(self, node: Node) -> None:
+        if node.kind is Kind.GENERATED:
+            raise GeneratedFileError(f"{node.name!r} is generated from the page: read only")
+        if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
+            raise NotWritableError(f"{node.name!r} is not a file block: it cannot be removed")
+        self._run_trash(node.object_id, node.name)
+        self._ws.invalidate_key(node.key.rsplit("/", 1)[0])
+
+    def _run_trash(self, block_id: str, name: str) -> None:
+        entry = self._queue.submit_trash(block_id)
+        logger.info("%r: moving block %s to the trash", name, block_id)
+        self._queue.wait(entry.id, timeout_s=self._wait_s)
+
+    def rename(self, old: str, new: str) -> None:
+        old_parent, old_name = _split(old)
+        new_parent, new_name = _split(new)
+        node = self.lookup(old)
+        if node is None:
+            raise NoSuchPathError(f"no file {old!r}")
+        local = self._by_node(node)
+        if local is None or old_parent != new_parent:
+            raise NotWritableError(f"{old!r} -> {new!r}: only files being written can be renamed")
+        if is_scratch_name(new_name):
+            self._move_local(local, new_name, None)
+            return
+        if not local.scratch and local.entry_id is not None:
+            raise NotWritableError(f"{old!r} -> {new!r}: an uploaded file keeps its name")
+        folder = self._ws.lookup(new_parent)
+        if folder is None:
+            raise NoSuchPathError(f"no folder {new_parent!r}")
+        self._check_folder(folder, new_name)
+        check_file(new_name)
+        replaced = self.lookup(new)
+        target: Target | None = None
+        if replaced is not None:
+            target = self._replace_target(replaced, new_name)
+        with local.lock:
+            local.scratch = False
+            local.dirty = True
+            local.folder_id = folder.object_id
+        self._move_local(local, new_name, target)
+        self._flush(local)
+
+    def _replace_target(self, replaced: Node, name: str) -> Target | None:
+        """What a file renamed over ``replaced`` uploads to: its block, kept in place."""
+        other = self._by_node(replaced)
+        if other is None:
+            if replaced.kind is not Kind.FILE or replaced.role is not Role.BLOCK:
+                raise NotWritableError(f"{name!r} cannot be replaced")
+            return Target.replace(replaced.object_id or "")
+        if other.entry_id is not None and other.result_id is None:
+            done = self._queue.wait(other.entry_id, timeout_s=self._wait_s)
+            self._confirmed(other, done)
+        return other.target
+
+    def _move_local(self, local: _Local, name: str, target: Target | None) -> None:
+        node = Node(Kind.FILE, local.node.key, name, local.node.inode,
+                    ctime_s=local.node.ctime_s, mtime_s=time.time())
+        with self._lock:
+            folder = self._locals.setdefault(local.folder_key, {})
+            if folder.get(local.name) is local:
+                del folder[local.name]
+            old = folder.get(name)
+            folder[name] = local
+            local.name = name
+            local.node = node
+            if target is not None:
+                local.target = target
+        if old is not None and old is not local:
+            self._drop(old)
+
+    def _forget(self, local: _Local) -> None:
+        with self._lock:
+            folder = self._locals.get(local.folder_key, {})
+            if folder.get(local.name) is local:
+                del folder[local.name]
+            self._by_key.pop(local.node.key, None)
+        self._drop(local)
+
+    def _drop(self, local: _Local) -> None:
+        """Close a local file; its staged copy goes unless the queue owns it."""
+        with self._lock:
+            self._by_key.pop(local.node.key, None)
+        if local.handed_over:
+            local.staged.close()
+        else:
+            local.staged.discard()
+
+
+@dataclass(frozen=True)
+class _FolderRef:
+    key: str
+    object_id: str | None
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, _, name = path.rstrip("/").rpartition("/")
+    return parent or "/", name

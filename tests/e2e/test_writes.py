@@ -1,0 +1,221 @@
+"""Saving into a --writable mount through the kernel, against the emulator: real programs
+write, a fresh mount (a second process on the same emulator) shows exactly what they saved,
+by sha256, with no duplicates; failures reach the program and lose nothing."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notionfs.emulator import samples
+from notionfs.emulator.model import Block, Page
+
+from .mounting import Mount, fusermount, mounted, requires_fuse
+from .test_lifecycle import start_mount, wait_mounted, wait_until
+
+pytestmark = [pytest.mark.e2e, requires_fuse]
+
+WRITABLE = ("--writable", "--deadline", "20")
+PAGE = "Nested files/Page in column"  # holds column-notes.txt only
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    """Every file directly in ``folder`` (no generated index.md) by name: its sha256."""
+    return {
+        p.name: sha(p.read_bytes())
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name not in ("index.md", "index.csv")
+    }
+
+
+def _unmount(m: Mount) -> None:
+    subprocess.run([fusermount(), "-u", str(m.path)], check=True, timeout=30)
+    assert m.proc.wait(timeout=30) == 0, m.log_text()
+
+
+@contextmanager
+def remounted(m: Mount, tmp_path: Path, name: str, *args: str) -> Iterator[Path]:
+    """A second mount process on ``m``'s emulator, with a cache of its own (nothing learnt
+    by the first mount's metadata cache or staging area)."""
+    log = tmp_path / f"{name}.log"
+    env_cache = tmp_path / f"cache-{name}"
+    old = os.environ.get("NOTIONFS_CACHE_DIR")
+    os.environ["NOTIONFS_CACHE_DIR"] = str(env_cache)
+    try:
+        proc = start_mount(m.emulator, m.path, log, "--poll-interval", "0", *args)
+    finally:
+        if old is None:
+            os.environ.pop("NOTIONFS_CACHE_DIR", None)
+        else:
+            os.environ["NOTIONFS_CACHE_DIR"] = old
+    try:
+        wait_mounted(proc, m.path, log)
+        yield log
+    finally:
+        subprocess.run([fusermount(), "-u", str(m.path)], check=False, timeout=30)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+
+
+def block_names(m: Mount, page_title: str) -> list[str]:
+    """The names of the file blocks Notion holds on a page (trashed ones left out)."""
+    page = next(n for n in m.emulator.workspace.walk()
+                if isinstance(n, Page) and n.title == page_title)
+    names: list[str] = []
+
+    def visit(nodes: list[Any]) -> None:
+        for node in nodes:
+            if isinstance(node, Block) and not node.in_trash:
+                if node.file is not None:
+                    names.append(node.file.name)
+                visit(node.children)
+
+    visit(page.children)
+    return names
+
+
+def test_cp_rsync_and_back_out_then_a_fresh_mount_shows_exactly_them(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "photo.png").write_bytes(os.urandom(300_000))
+    (src / "notes two.txt").write_bytes(b"hello from cp\n" * 100)
+    (src / "synced.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(50_000))
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        before = files_of(page)
+        subprocess.run(["cp", str(src / "photo.png"), str(src / "notes two.txt"), str(page)],
+                       check=True, timeout=60)
+        subprocess.run(["rsync", "-rt", str(src / "synced.pdf"), str(page) + "/"],
+                       check=True, timeout=60)
+        out = tmp_path / "out"
+        out.mkdir()
+        for name in ("photo.png", "notes two.txt", "synced.pdf"):
+            shutil.copy(page / name, out / name)
+        subprocess.run(["diff", "-r", str(src), str(out)], check=True, timeout=30)
+        expected = dict(before, **{p.name: sha(p.read_bytes()) for p in src.iterdir()})
+        assert files_of(page) == expected
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE) == expected
+    assert sorted(block_names(m, "Page in column")) == sorted(expected)
+
+
+def test_overwrite_replaces_in_place_and_rm_trashes(tmp_path: Path) -> None:
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        target = page / "column-notes.txt"
+        target.write_bytes(b"rewritten\n")
+        assert target.read_bytes() == b"rewritten\n"
+        (page / "extra.txt").write_bytes(b"extra")
+        os.unlink(page / "extra.txt")
+        assert "extra.txt" not in os.listdir(page)
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE) == {"column-notes.txt": sha(b"rewritten\n")}
+    assert block_names(m, "Page in column") == ["column-notes.txt"]
+
+
+def test_python_atomic_save(tmp_path: Path) -> None:
+    import tempfile
+
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        for round_ in range(2):
+            data = f"version {round_}\n".encode()
+            fd, temp = tempfile.mkstemp(dir=page)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, page / "saved.txt")
+            assert (page / "saved.txt").read_bytes() == data
+        assert sorted(os.listdir(page)) == ["column-notes.txt", "index.md", "saved.txt"]
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE)["saved.txt"] == sha(b"version 1\n")
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "saved.txt"]
+
+
+def test_what_cannot_be_written_fails_at_once(tmp_path: Path) -> None:
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        calls = m.emulator.counters.total
+        with pytest.raises(PermissionError) as refused:
+            open(page / "program.exe", "wb").close()
+        assert refused.value.errno == errno.EPERM
+        assert "program.exe" in m.log_text() and "does not take .exe" in m.log_text()
+        with pytest.raises(PermissionError) as generated:
+            open(page / "index.md", "wb").close()
+        assert generated.value.errno == errno.EACCES
+        with pytest.raises(PermissionError):
+            os.chmod(page / "column-notes.txt", 0o600)
+        os.chmod(page / "column-notes.txt", 0o644)  # what it shows: accepted
+        os.utime(page / "column-notes.txt", (1, 1))  # accepted, not kept
+        assert m.emulator.counters.total == calls  # refused before asking Notion anything
+
+
+def test_efbig_at_the_free_limit(tmp_path: Path) -> None:
+    limit = 5 * 1024 * 1024
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        m.emulator.uploads.plan = "free"
+        page = m.path / PAGE
+        fd = os.open(page / "big.pdf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        written = 0
+        try:
+            with pytest.raises(OSError) as too_big:
+                while True:
+                    written += os.write(fd, b"x" * (1 << 20))
+            assert too_big.value.errno == errno.EFBIG
+            assert written == limit  # every byte up to the limit, none past it
+        finally:
+            os.close(fd)
+        assert "this workspace takes files up to 5242880" in m.log_text()
+
+
+def test_notion_down_during_close_then_the_upload_completes(tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        m.emulator.pause_api()
+        f = open(page / "late.png", "wb")
+        f.write(data)
+        with pytest.raises(OSError) as failed:
+            f.close()
+        assert failed.value.errno == errno.EIO
+        assert (page / "late.png").read_bytes() == data  # the staged copy answers
+        m.emulator.resume_api()
+        assert wait_until(lambda: "late.png" in block_names(m, "Page in column"), 60)
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE)["late.png"] == sha(data)
+    assert block_names(m, "Page in column").count("late.png") == 1
+
+
+def test_scratch_files_are_never_uploaded(tmp_path: Path) -> None:
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        for name in (".goutputstream-ABC123", ".notes.txt.swp", "4913", "notes.txt~",
+                     ".~lock.report.odt#", "~$report.docx"):
+            (page / name).write_bytes(b"scratch")
+            assert (page / name).read_bytes() == b"scratch"
+        assert sorted(block_names(m, "Page in column")) == ["column-notes.txt"]
+        os.unlink(page / "4913")
+        os.rename(page / ".goutputstream-ABC123", page / "renamed.txt")
+        assert (page / "renamed.txt").read_bytes() == b"scratch"
+        assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "renamed.txt"]
+        time.sleep(0)
