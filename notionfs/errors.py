@@ -29,6 +29,8 @@ __all__ = [
     "GeneratedFileError",
     "NotWritableError",
     "NoSuchPathError",
+    "FolderNotEmptyError",
+    "CrossFolderError",
     "errno_for",
 ]
 
@@ -146,6 +148,14 @@ class NoSuchPathError(NotionFSError):
     """A path the mount does not show (a write named a file or folder that is not there)."""
 
 
+class FolderNotEmptyError(NotionFSError):
+    """A folder removed while it still shows files or folders of its own."""
+
+
+class CrossFolderError(NotionFSError):
+    """A rename that would move a file to another page: copy and delete instead."""
+
+
 class NotWritableError(NotionFSError):
     """What the mount cannot write: covers, icons, properties, fixed names, other folders."""
 
@@ -163,6 +173,8 @@ _ERRNO: list[tuple[type[BaseException], int]] = [
     (GeneratedFileError, errno.EACCES),
     (NotWritableError, errno.EPERM),
     (NoSuchPathError, errno.ENOENT),
+    (FolderNotEmptyError, errno.ENOTEMPTY),
+    (CrossFolderError, errno.EXDEV),
     (FileTooLargeError, errno.EFBIG),
     (UnsupportedFileError, errno.EPERM),
     (UploadPendingError, errno.EIO),

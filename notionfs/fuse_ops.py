@@ -513,14 +513,24 @@ class WritableOperations(NotionOperations):
     def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
         return self.flush(path, fi)
 
-    @operation(INLINE)
+    @operation(NETWORK)
     def unlink(self, path: str) -> int:
         self._writer.unlink(path)
         return 0
 
-    @operation(INLINE)
+    @operation(NETWORK)
     def rename(self, old: str, new: str, *flags: Any) -> int:
         self._writer.rename(old, new)
+        return 0
+
+    @operation(NETWORK)
+    def mkdir(self, path: str, mode: int) -> int:
+        self._writer.mkdir(path)
+        return 0
+
+    @operation(NETWORK)
+    def rmdir(self, path: str) -> int:
+        self._writer.rmdir(path)
         return 0
 
     @operation(MEMORY)
@@ -572,8 +582,6 @@ for _op in ("mknod", "symlink", "link"):
     setattr(WritableOperations, _op, _refuse(_op, errno.EPERM, "Notion has no such files"))
 for _op in ("setxattr", "removexattr"):
     setattr(WritableOperations, _op, _refuse(_op, errno.EPERM, "attributes are not kept"))
-for _op in ("mkdir", "rmdir"):
-    setattr(WritableOperations, _op, _refuse(_op, errno.EPERM, "folders are not written yet"))
 
 
 def _close_handle_when_done(future: concurrent.futures.Future[Any]) -> None:

@@ -352,7 +352,8 @@ def _writable(
     queue.start()
     logger.info("writable: bytes staged under %s (at most %s)", root,
                 human_size(settings.staging_max_bytes))
-    overlay = WriteOverlay(workspace, queue, wait_s=settings.op_deadline_s)
+    # Within the deadline of the FUSE call that waits (it answers EIO past it).
+    overlay = WriteOverlay(workspace, queue, wait_s=settings.op_deadline_s * 0.8)
     return overlay, queue
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .errors import (
+    CrossFolderError,
+    FolderNotEmptyError,
     GeneratedFileError,
     NoSuchPathError,
     NotionFSError,
@@ -90,7 +92,14 @@ class WritableSource(MountSource, Protocol):
         """Remove the file at ``path`` (its block goes to Notion's trash)."""
 
     def rename(self, old: str, new: str) -> None:
-        """Rename within a folder (a scratch file renamed over a real name is uploaded)."""
+        """A folder: retitle and/or move its page. A file: rename it within its page (a
+        scratch file renamed over a real name is uploaded); across pages, EXDEV."""
+
+    def mkdir(self, path: str) -> None:
+        """A new page (in a page folder) or row (in a database folder)."""
+
+    def rmdir(self, path: str) -> None:
+        """Trash the page at ``path`` (its folder must hold only generated files)."""
 
 
 @dataclass(eq=False)
@@ -156,6 +165,7 @@ class WriteOverlay:
     ) -> None:
         self._ws = workspace
         self._queue = queue
+        self._api = queue.engine.api
         self._wait_s = wait_s
         self._clock = clock
         self.root = workspace.root
@@ -533,14 +543,30 @@ class WriteOverlay:
         node = self.lookup(old)
         if node is None:
             raise NoSuchPathError(f"no file {old!r}")
+        if node.is_dir:
+            self._rename_folder(node, old_parent, new_parent, new_name, new)
+            return
+        if old_parent != new_parent:
+            raise CrossFolderError(f"{old!r} -> {new!r}: files move between pages as a copy")
         local = self._by_node(node)
-        if local is None or old_parent != new_parent:
-            raise NotWritableError(f"{old!r} -> {new!r}: only files being written can be renamed")
+        if local is None:
+            self._rename_block(node, old_parent, new_name, new)
+            return
         if is_scratch_name(new_name):
             self._move_local(local, new_name, None)
             return
+        if not local.scratch and local.result_id is not None and not local.dirty:
+            if self.lookup(new) is not None:
+                raise NotWritableError(f"{new_name!r} exists: remove it first")
+            kind = str(self._api.get_block(local.result_id).get("type", "file"))
+            check_file(new_name, into=kind)
+            self._api.rename_file_block(local.result_id, kind, new_name)
+            self._move_local(local, new_name, None)
+            self._ws.invalidate_key(local.folder_key)
+            return
         if not local.scratch and local.entry_id is not None:
-            raise NotWritableError(f"{old!r} -> {new!r}: an uploaded file keeps its name")
+            raise NotWritableError(f"{old!r} -> {new!r}: an uploaded file keeps its name "
+                                   "until Notion lists it")
         folder = self._ws.lookup(new_parent)
         if folder is None:
             raise NoSuchPathError(f"no folder {new_parent!r}")
@@ -556,6 +582,90 @@ class WriteOverlay:
             local.folder_id = folder.object_id
         self._move_local(local, new_name, target)
         self._flush(local)
+
+    def _rename_block(self, node: Node, parent: str, name: str, new: str) -> None:
+        """A Notion file renamed within its page: the block's name changes."""
+        if node.kind is Kind.GENERATED:
+            raise GeneratedFileError(f"{node.name!r} is generated from the page: read only")
+        if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
+            raise NotWritableError(f"{node.name!r} is not a file block: it keeps its name")
+        if self.lookup(new) is not None:
+            raise NotWritableError(f"{name!r} exists: remove it first")
+        if is_scratch_name(name):
+            raise NotWritableError(f"{name!r} is a temporary name: Notion files keep theirs")
+        kind = str(self._api.get_block(node.object_id).get("type", "file"))
+        check_file(name, into=kind)
+        self._api.rename_file_block(node.object_id, kind, name)
+        logger.info("%r renamed to %r (block %s)", node.name, name, node.object_id)
+        folder = self._ws.lookup(parent)
+        if folder is not None:
+            self._ws.invalidate(folder)
+
+    # ---- folders: pages and rows -------------------------------------------------------------
+
+    def mkdir(self, path: str) -> None:
+        parent_path, name = _split(path)
+        folder = self._ws.lookup(parent_path)
+        if folder is None:
+            raise NoSuchPathError(f"no folder {parent_path!r}")
+        page = self._api.create_page(self._parent_of_pages(folder, name), name)
+        logger.info("%r: page %s created", path, page.get("id"))
+        self._ws.invalidate(folder)
+
+    def rmdir(self, path: str) -> None:
+        parent_path, _name = _split(path)
+        node = self.lookup(path)
+        if node is None:
+            raise NoSuchPathError(f"no folder {path!r}")
+        if node.kind is not Kind.PAGE or not node.object_id:
+            raise NotWritableError(f"{path!r} is not a page: only pages are removed")
+        inside = [c.name for c in self.listdir(node) if c.kind is not Kind.GENERATED]
+        if inside:
+            raise FolderNotEmptyError(f"{path!r} still holds {', '.join(inside[:3])}")
+        self._api.trash_page(node.object_id)
+        logger.info("%r: page %s moved to Notion's trash (kept there 30 days)", path,
+                    node.object_id)
+        folder = self._ws.lookup(parent_path)
+        if folder is not None:
+            self._ws.invalidate(folder)
+
+    def _rename_folder(self, node: Node, old_parent: str, new_parent: str, name: str,
+                       new: str) -> None:
+        if node.kind is not Kind.PAGE or not node.object_id:
+            raise NotWritableError(f"{node.name!r} is not a page: it keeps its name and place")
+        if self.lookup(new) is not None:
+            raise NotWritableError(f"{new!r} exists")
+        source = self._ws.lookup(old_parent)
+        target = self._ws.lookup(new_parent)
+        if target is None:
+            raise NoSuchPathError(f"no folder {new_parent!r}")
+        if new_parent != old_parent:
+            self._api.move_page(node.object_id, self._parent_of_pages(target, name))
+            logger.info("page %s moved into %r", node.object_id, new_parent)
+        if name != node.name:
+            self._api.rename_page(node.object_id, name)
+            logger.info("page %s retitled %r", node.object_id, name)
+        for folder in (source, target):
+            if folder is not None:
+                self._ws.invalidate(folder)
+
+    def _parent_of_pages(self, folder: Node, name: str) -> dict[str, str]:
+        """Where a page made or moved into ``folder`` goes, as Notion's ``parent``."""
+        if folder.kind is Kind.PAGE and folder.object_id:
+            return {"page_id": folder.object_id}
+        if folder.kind is Kind.DATA_SOURCE and folder.object_id:
+            return {"data_source_id": folder.object_id}
+        if folder.kind is Kind.DATABASE and folder.object_id:
+            client = self._api.client
+            if client.version == "2022-06-28":
+                return {"database_id": folder.object_id}
+            sources = client.get_database(folder.object_id).data_sources
+            if len(sources) == 1:
+                return {"data_source_id": sources[0].id}
+        raise NotWritableError(
+            f"{name!r}: pages go into page or database folders (this is a "
+            f"{folder.kind.value} folder)"
+        )
 
     def _replace_target(self, replaced: Node, name: str) -> Target | None:
         """What a file renamed over ``replaced`` uploads to: its block, kept in place."""

@@ -120,8 +120,11 @@ def test_overwrite_replaces_in_place_and_rm_trashes(tmp_path: Path) -> None:
         target.write_bytes(b"rewritten\n")
         assert target.read_bytes() == b"rewritten\n"
         (page / "extra.txt").write_bytes(b"extra")
-        os.unlink(page / "extra.txt")
-        assert "extra.txt" not in os.listdir(page)
+        os.rename(page / "extra.txt", page / "extra 2.txt")  # before Notion lists it
+        assert (page / "extra 2.txt").read_bytes() == b"extra"
+        assert "extra 2.txt" in block_names(m, "Page in column")
+        os.unlink(page / "extra 2.txt")
+        assert sorted(os.listdir(page)) == ["column-notes.txt", "index.md"]
         _unmount(m)
         with remounted(m, tmp_path, "fresh"):
             assert files_of(m.path / PAGE) == {"column-notes.txt": sha(b"rewritten\n")}
@@ -219,3 +222,35 @@ def test_scratch_files_are_never_uploaded(tmp_path: Path) -> None:
         assert (page / "renamed.txt").read_bytes() == b"scratch"
         assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "renamed.txt"]
         time.sleep(0)
+
+
+def test_mkdir_rmdir_and_renames_of_folders_and_files(tmp_path: Path) -> None:
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        top = m.path / "Nested files"
+        os.mkdir(top / "Plans")
+        assert (top / "Plans").is_dir() and os.listdir(top / "Plans") == ["index.md"]
+        (top / "Plans" / "draft.txt").write_bytes(b"draft\n")
+        with pytest.raises(OSError) as not_empty:
+            os.rmdir(top / "Plans")
+        assert not_empty.value.errno == errno.ENOTEMPTY
+        os.mkdir(top / "Scratch")
+        os.rmdir(top / "Scratch")
+        assert not (top / "Scratch").exists()
+        os.mkdir(top / "Attachments" / "New row")
+        assert (top / "Attachments" / "New row").is_dir()
+        os.rename(top / "Plans", top / "Plans 2026")
+        os.rename(top / "Plans 2026", top / "Page in toggle" / "Plans 2026")
+        moved = top / "Page in toggle" / "Plans 2026"
+        os.rename(moved / "draft.txt", moved / "final.txt")
+        subprocess.run(["mv", str(moved / "final.txt"), str(top / PAGE.split("/")[1])],
+                       check=True, timeout=30)
+        assert sorted(os.listdir(moved)) == ["index.md"]
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            fresh = m.path / "Nested files"
+            assert not (fresh / "Plans").exists() and not (fresh / "Scratch").exists()
+            assert (fresh / "Page in toggle" / "Plans 2026").is_dir()
+            assert (fresh / "Attachments" / "New row").is_dir()
+            assert files_of(m.path / PAGE)["final.txt"] == sha(b"draft\n")
+    assert block_names(m, "Plans 2026") == []
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "final.txt"]
