@@ -254,3 +254,37 @@ def test_mkdir_rmdir_and_renames_of_folders_and_files(tmp_path: Path) -> None:
             assert files_of(m.path / PAGE)["final.txt"] == sha(b"draft\n")
     assert block_names(m, "Plans 2026") == []
     assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "final.txt"]
+
+
+def test_the_change_feed_never_hides_what_is_not_uploaded_yet(tmp_path: Path) -> None:
+    data = os.urandom(70_000)
+    children_route = "GET /v1/blocks/{id}/children"
+    with mounted(tmp_path, samples.nested_files(), args=(*WRITABLE, "--poll-interval", "1")) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        # The upload fails twice (at close, then once in the background), then lands.
+        m.emulator.faults.writes.fail_next(503, 503, route="POST /v1/file_uploads")
+        with pytest.raises(OSError) as failed:
+            with open(page / "pending.png", "wb") as f:
+                f.write(data)
+        assert failed.value.errno == errno.EIO
+        os.mkdir(page / "Just made")
+        # Someone else edits the page: the feed drops its listing, which is fetched anew.
+        notion_page = next(n for n in m.emulator.workspace.walk()
+                           if isinstance(n, Page) and n.title == "Page in column")
+        notion_page.children.append(Page("Someone's page"))
+        m.emulator.touch(notion_page)
+        listed = m.emulator.counters.calls(children_route)
+
+        def relisted() -> bool:
+            names = os.listdir(page)
+            assert "pending.png" in names and "Just made" in names, names
+            assert os.stat(page / "pending.png").st_size == len(data)
+            return "Someone's page" in names and m.emulator.counters.calls(children_route) > listed
+
+        assert wait_until(relisted, 30)
+        assert (page / "pending.png").read_bytes() == data
+        assert wait_until(lambda: "pending.png" in block_names(m, "Page in column"), 60)
+        assert wait_until(lambda: relisted() and "pending.png" in os.listdir(page), 10)
+        assert (page / "pending.png").read_bytes() == data
+    assert block_names(m, "Page in column").count("pending.png") == 1
