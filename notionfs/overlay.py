@@ -173,6 +173,19 @@ class WriteOverlay:
         self._locals: dict[str, dict[str, _Local]] = {}  # folder key -> name -> file
         self._by_key: dict[str, _Local] = {}  # node key -> file
         self._ids = itertools.count(1)
+        queue.on_done = self._landed
+
+    def _landed(self, entry: Entry) -> None:
+        """An upload landed (this mount's, or one an earlier mount left): the folder it
+        changed is listed anew on its next access."""
+        target = entry.target
+        key = None
+        if target.action == "append" and target.parent_id:
+            key = f"page:{target.parent_id}"
+        elif target.block_id:
+            key = self._ws.folder_of_block(target.block_id)
+        if key is not None:
+            self._ws.invalidate_key(key)
 
     # ---- reads: the workspace with the local layer over it --------------------------------
 

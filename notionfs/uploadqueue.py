@@ -101,6 +101,9 @@ class UploadQueue:
         self._recent: OrderedDict[str, Entry] = OrderedDict()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        # Called (outside every lock) with each entry that lands, whoever submitted it: a
+        # mount re-lists the folder it changed.
+        self.on_done: Callable[[Entry], None] = lambda entry: None
         engine.on_saved = self._saved
         self._replay()
 
@@ -384,6 +387,10 @@ class UploadQueue:
             self._cond.notify_all()
         if entry.state == "done":
             self._tidy(entry)
+            try:
+                self.on_done(entry)
+            except Exception:  # noqa: BLE001 (a listener's failure never fails an upload)
+                logger.exception("upload %s: on_done failed", entry.id[:8])
 
     def _tidy(self, entry: Entry) -> None:
         """A done entry: its staged copy and journal row go (in that order: a crash between

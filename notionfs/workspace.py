@@ -337,6 +337,10 @@ class NotionWorkspace:
         listing = self._listings.held(folder.key)
         return None if listing is None else listing.listed_at
 
+    def folder_of_block(self, block_id: str) -> str | None:
+        """The key of the page folder whose listing showed block ``block_id``."""
+        return self._relations.block_owner(block_id)
+
     def inode(self, key: str) -> int:
         """The inode of identity ``key`` (stable for the mount's life)."""
         return self._inodes.inode(key)

@@ -20,7 +20,7 @@ import pytest
 from notionfs.emulator import samples
 from notionfs.emulator.model import Block, Page
 
-from .mounting import Mount, fusermount, mounted, requires_fuse
+from .mounting import Mount, fusermount, mounted, requires_fuse, sha256_file
 from .test_lifecycle import start_mount, wait_mounted, wait_until
 
 pytestmark = [pytest.mark.e2e, requires_fuse]
@@ -48,11 +48,13 @@ def _unmount(m: Mount) -> None:
 
 
 @contextmanager
-def remounted(m: Mount, tmp_path: Path, name: str, *args: str) -> Iterator[Path]:
+def remounted(m: Mount, tmp_path: Path, name: str, *args: str,
+              same_cache: bool = False) -> Iterator[Path]:
     """A second mount process on ``m``'s emulator, with a cache of its own (nothing learnt
-    by the first mount's metadata cache or staging area)."""
+    by the first mount's metadata cache or staging area), or with the first one's (its
+    journal and staged files: what a restart after a crash finds)."""
     log = tmp_path / f"{name}.log"
-    env_cache = tmp_path / f"cache-{name}"
+    env_cache = tmp_path / ("cache" if same_cache else f"cache-{name}")
     old = os.environ.get("NOTIONFS_CACHE_DIR")
     os.environ["NOTIONFS_CACHE_DIR"] = str(env_cache)
     try:
@@ -288,3 +290,114 @@ def test_the_change_feed_never_hides_what_is_not_uploaded_yet(tmp_path: Path) ->
         assert wait_until(lambda: relisted() and "pending.png" in os.listdir(page), 10)
         assert (page / "pending.png").read_bytes() == data
     assert block_names(m, "Page in column").count("pending.png") == 1
+
+
+def test_gio_copy_and_save(tmp_path: Path) -> None:
+    if shutil.which("gio") is None:
+        pytest.skip("gio is not installed")
+    src = tmp_path / "report.pdf"
+    src.write_bytes(b"%PDF-1.4\n" + os.urandom(40_000))
+    saved = b"saved by gio\n" * 50
+    env = dict(os.environ, GIO_USE_VFS="local")
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        subprocess.run(["gio", "copy", str(src), str(page / "report.pdf")], check=True,
+                       timeout=60, env=env)
+        for _ in range(2):  # a new file, then an existing one replaced through a temporary
+            subprocess.run(["gio", "save", str(page / "gio notes.txt")], input=saved,
+                           check=True, timeout=60, env=env)
+        assert (page / "gio notes.txt").read_bytes() == saved
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            shown = files_of(m.path / PAGE)
+    assert shown == {"column-notes.txt": shown["column-notes.txt"],
+                     "report.pdf": sha(src.read_bytes()), "gio notes.txt": sha(saved)}
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "gio notes.txt",
+                                                        "report.pdf"]
+
+
+def test_vim_edits_a_text_attachment(tmp_path: Path) -> None:
+    if shutil.which("vim") is None:
+        pytest.skip("vim is not installed")
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        before = (page / "column-notes.txt").read_bytes()
+        subprocess.run(["vim", "-es", "-N", "-u", "NONE", "-i", "NONE",
+                        "-c", "normal Goadded by vim", "-c", "wq",
+                        str(page / "column-notes.txt")], check=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+        after = before + b"added by vim\n"
+        assert (page / "column-notes.txt").read_bytes() == after
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE) == {"column-notes.txt": sha(after)}
+    assert block_names(m, "Page in column") == ["column-notes.txt"]
+
+
+def test_imagemagick_writes_its_output_into_a_page(tmp_path: Path) -> None:
+    if shutil.which("convert") is None:
+        pytest.skip("ImageMagick is not installed")
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        subprocess.run(["convert", "-size", "64x48", "gradient:blue-red",
+                        str(page / "gradient.png")], check=True, timeout=60)
+        local = tmp_path / "gradient.png"
+        shutil.copy(page / "gradient.png", local)
+        assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE)["gradient.png"] == sha(local.read_bytes())
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "gradient.png"]
+
+
+SEND = "POST /v1/file_uploads/{id}/send"
+
+
+def _big_file(path: Path, mib: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            chunk = os.urandom(1 << 20)
+            digest.update(chunk)
+            f.write(chunk)
+    return digest.hexdigest()
+
+
+def test_a_200_mib_file_goes_up_in_parts_one_failed_part_resent(tmp_path: Path) -> None:
+    src = tmp_path / "film.mp4"
+    digest = _big_file(src, 200)
+    with mounted(tmp_path, samples.nested_files(), args=("--writable", "--deadline", "300")) as m:
+        page = m.path / PAGE
+        m.emulator.faults.writes.fail_part(3)
+        subprocess.run(["cp", str(src), str(page)], check=True, timeout=300)
+        assert m.emulator.counters.calls(SEND) == 20 + 1  # 10 MiB parts, part 3 twice
+        assert m.emulator.counters.calls("POST /v1/file_uploads") == 1
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert sha256_file(m.path / PAGE / "film.mp4") == digest
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "film.mp4"]
+
+
+def test_kill_9_during_an_upload_and_the_next_mount_finishes_it(tmp_path: Path) -> None:
+    src = tmp_path / "clip.mp4"
+    digest = _big_file(src, 60)
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        # Part 4 keeps failing: the upload stops part way, journalled.
+        m.emulator.faults.writes.fail_part(4, times=10_000)
+        copy = subprocess.Popen(["cp", str(src), str(page)], stderr=subprocess.PIPE)
+        assert wait_until(lambda: m.emulator.counters.calls(SEND) >= 4, 120)
+        m.proc.kill()  # kill -9: no unmount, no tidying
+        m.proc.wait(timeout=10)
+        copy.wait(timeout=60)
+        subprocess.run([fusermount(), "-u", "-z", str(m.path)], check=False, timeout=30)
+        assert block_names(m, "Page in column") == ["column-notes.txt"]
+        m.emulator.faults.writes.reset()
+        with remounted(m, tmp_path, "after-crash", "--writable", same_cache=True) as log:
+            assert wait_until(lambda: "clip.mp4" in block_names(m, "Page in column"), 120)
+            assert "unfinished upload(s) to finish" in log.read_text()
+            assert wait_until(lambda: "clip.mp4" in os.listdir(m.path / PAGE), 30)
+            assert sha256_file(m.path / PAGE / "clip.mp4") == digest
+    assert sorted(block_names(m, "Page in column")) == ["clip.mp4", "column-notes.txt"]
+    assert m.emulator.counters.calls("POST /v1/file_uploads") == 1  # resumed, not restarted
