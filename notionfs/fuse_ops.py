@@ -32,6 +32,8 @@ __all__ = ["FuseError", "NotionOperations", "WritableOperations", "run_fuse"]
 logger = logging.getLogger(__name__)
 
 XATTR_PREFIX = "user.notion."
+# A writable mount's upload state of a file (getfattr -n user.notionfs.state).
+STATE_XATTR = "user.notionfs.state"
 # ENODATA is Linux's "no such attribute"; macOS calls it ENOATTR (93).
 ENOATTR = getattr(errno, "ENODATA", 93) if sys.platform != "darwin" else 93
 
@@ -522,6 +524,18 @@ class WritableOperations(NotionOperations):
     def rename(self, old: str, new: str, *flags: Any) -> int:
         self._writer.rename(old, new)
         return 0
+
+    @operation(INLINE)
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if name == STATE_XATTR:
+            return self._user_xattr(path, "state")
+        return super().getxattr.__wrapped__(self, path, name, position)  # type: ignore[attr-defined,no-any-return]
+
+    @operation(MEMORY)
+    def listxattr(self, path: str) -> list[str]:
+        names = self._source.xattrs(self._node(path))
+        state = [STATE_XATTR] if "state" in names else []
+        return [XATTR_PREFIX + n for n in names if n != "state"] + state
 
     @operation(NETWORK)
     def mkdir(self, path: str, mode: int) -> int:

@@ -203,6 +203,9 @@ def test_notion_down_during_close_then_the_upload_completes(tmp_path: Path) -> N
             f.close()
         assert failed.value.errno == errno.EIO
         assert (page / "late.png").read_bytes() == data  # the staged copy answers
+        state = os.getxattr(page / "late.png", "user.notionfs.state").decode()
+        assert state.startswith("staged: attempt 1 failed: NetworkError"), state
+        assert "user.notionfs.state" in os.listxattr(page / "late.png")
         m.emulator.resume_api()
         assert wait_until(lambda: "late.png" in block_names(m, "Page in column"), 60)
         _unmount(m)
