@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .errors import (
+    ConflictError,
     CrossFolderError,
     FolderNotEmptyError,
     GeneratedFileError,
@@ -375,9 +376,15 @@ class WriteOverlay:
         if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
             raise NotWritableError(f"{node.name!r} is not a file block: it cannot be written")
         folder_key = node.key.rsplit("/", 1)[0]
-        folder = _FolderRef(folder_key, None)
-        local = self._add(folder, node.name, scratch=False,
-                          target=Target.replace(node.object_id))
+        page_id = folder_key[len("page:"):] if folder_key.startswith("page:") else None
+        # The block's edit time now: an upload over a version someone saved meanwhile is
+        # refused (ConflictError) and lands beside it instead.
+        block = self._api.get_block(node.object_id)
+        edited = block.get("last_edited_time")
+        target = Target.replace(node.object_id,
+                                expect_edited=edited if isinstance(edited, str) else None)
+        local = self._add(_FolderRef(folder_key, page_id), node.name, scratch=False,
+                          target=target)
         if copy:
             try:
                 reader = self._ws.open(node)
@@ -479,10 +486,36 @@ class WriteOverlay:
     def _await(self, local: _Local, entry: Entry) -> None:
         try:
             done = self._queue.wait(entry.id, timeout_s=self._wait_s)
+        except ConflictError as conflict:
+            self._beside(local, entry, conflict)
+            return
         except UploadFailedError:
             with local.lock:
                 local.dirty = True  # refused for good: a later flush may try again
             raise
+        with local.lock:
+            self._confirmed(local, done)
+
+    def _beside(self, local: _Local, failed: Entry, conflict: ConflictError) -> None:
+        """The file changed in Notion since it was opened: this version goes beside it, as
+        ``NAME (conflict YYYY-MM-DD HHMM).ext``, never over the other person's."""
+        stem, dot, ext = local.name.rpartition(".")
+        if not dot:
+            stem, ext = local.name, ""
+        name = f"{stem} (conflict {time.strftime('%Y-%m-%d %H%M')}){dot}{ext}"
+        logger.warning("%s; saved beside it as %r", conflict, name)
+        with local.lock:
+            if local.folder_id is None:
+                raise conflict
+            # The refused entry's staged copy (kept) goes up under the new name.
+            entry = self._queue.submit(local.staged, new_block_target(local.folder_id, name),
+                                       name=name)
+            self._queue.journal.delete(failed.id)
+            local.entry_id = entry.id
+            local.target = None
+            local.dirty = False
+        self._move_local(local, name, None)
+        done = self._queue.wait(entry.id, timeout_s=self._wait_s)
         with local.lock:
             self._confirmed(local, done)
 

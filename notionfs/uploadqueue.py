@@ -15,6 +15,7 @@ from pathlib import Path
 from notionfs.errors import (
     ApiError,
     AuthError,
+    ConflictError,
     FileTooLargeError,
     NetworkError,
     NotionFSError,
@@ -266,8 +267,10 @@ class UploadQueue:
         if entry is None or not entry.finished:
             return None
         if entry.state == "failed":
-            raise UploadFailedError(f"{entry.name or entry.target.block_id!r}: "
-                                    f"{entry.last_error}")
+            # A conflict stays a conflict for the waiter: it saves the file beside instead.
+            conflict = (entry.last_error or "").startswith(f"{ConflictError.__name__}:")
+            error = ConflictError if conflict else UploadFailedError
+            raise error(f"{entry.name or entry.target.block_id!r}: {entry.last_error}")
         return entry
 
     def _work(self) -> None:

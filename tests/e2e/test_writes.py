@@ -404,3 +404,30 @@ def test_kill_9_during_an_upload_and_the_next_mount_finishes_it(tmp_path: Path) 
             assert sha256_file(m.path / PAGE / "clip.mp4") == digest
     assert sorted(block_names(m, "Page in column")) == ["clip.mp4", "column-notes.txt"]
     assert m.emulator.counters.calls("POST /v1/file_uploads") == 1  # resumed, not restarted
+
+
+def test_a_file_changed_in_notion_meanwhile_is_saved_beside_it(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    theirs, mine = b"their version\n", b"my version\n"
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        block = next(n for n in m.emulator.workspace.walk()
+                     if isinstance(n, Block) and n.file is not None
+                     and n.file.name == "column-notes.txt")
+        with open(page / "column-notes.txt", "wb") as f:
+            # Someone else saves a new version while the file is open here.
+            assert block.file is not None and block.last_edited_time is not None
+            block.file.data = theirs
+            block.file.version += 1
+            block.last_edited_time += timedelta(minutes=5)
+            f.write(mine)
+        names = sorted(os.listdir(page))
+        beside = [n for n in names if n.startswith("column-notes (conflict ")]
+        assert len(beside) == 1 and beside[0].endswith(").txt"), names
+        assert (page / beside[0]).read_bytes() == mine
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE) == {"column-notes.txt": sha(theirs),
+                                               beside[0]: sha(mine)}
+    assert sorted(block_names(m, "Page in column")) == sorted(["column-notes.txt", beside[0]])
