@@ -311,6 +311,22 @@ class WriteOverlay:
         return self._ws.statfs()
 
     def close(self) -> None:
+        """At unmount: scratch files go; a file written but never flushed (still open) is
+        journalled, to be uploaded by the next mount; then the workspace stops."""
+        with self._lock:
+            locals_ = list(self._by_key.values())
+        for local in locals_:
+            if local.dirty and not local.scratch:
+                try:
+                    with local.lock:
+                        target = local.target or self._new_target(local)
+                        self._queue.submit(local.staged, target, name=local.name)
+                        local.handed_over = True
+                except NotionFSError as error:
+                    logger.warning("%r: not uploaded, its staged copy kept: %s", local.name,
+                                   error)
+                    local.handed_over = True  # kept on disk, never deleted unasked
+            self._drop(local)
         self._ws.close()
 
     def _by_node(self, node: Node) -> _Local | None:

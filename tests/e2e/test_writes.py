@@ -9,7 +9,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -226,7 +225,10 @@ def test_scratch_files_are_never_uploaded(tmp_path: Path) -> None:
         os.rename(page / ".goutputstream-ABC123", page / "renamed.txt")
         assert (page / "renamed.txt").read_bytes() == b"scratch"
         assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "renamed.txt"]
-        time.sleep(0)
+        _unmount(m)
+    assert list((tmp_path / "cache" / "staging").rglob("journal.db"))
+    staged = list((tmp_path / "cache" / "staging").rglob("*.stage"))
+    assert staged == []  # scratch files go at unmount; uploaded ones once Notion has them
 
 
 def test_mkdir_rmdir_and_renames_of_folders_and_files(tmp_path: Path) -> None:
