@@ -39,8 +39,9 @@ logger = logging.getLogger("notionfs")
 DEMO_DATA_DIR = Path.home() / ".cache" / "notionfs" / "demo"
 
 MOUNT_DESCRIPTION = """\
-Mount a Notion workspace at MOUNTPOINT as a read-only filesystem. The command returns once the
-mount answers (add --foreground to keep it in the terminal; Ctrl-C then unmounts).
+Mount a Notion workspace at MOUNTPOINT as a read-only filesystem (--writable: files saved
+into it go back to Notion). The command returns once the mount answers (add --foreground to
+keep it in the terminal; Ctrl-C then unmounts).
 
 The integration token is read from the NOTION_TOKEN environment variable, or from the file
 given with --token-file (chmod 600 it). Never put it on a command line: other users see those.

@@ -50,6 +50,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# What libfuse renames a file removed while open to, until its last handle closes.
+_FUSE_HIDDEN = re.compile(r"\.fuse_hidden[0-9a-fA-F]+")
 # Editors' and copiers' temporary files: kept in the local layer, never uploaded. GLib's
 # atomic save, vim's swap / write probe / backup, LibreOffice's and Office's locks, and
 # the temporaries of rsync (".NAME.XXXXXX") and Python's tempfile ("tmpXXXXXXXX", "*.tmp")
@@ -63,6 +65,7 @@ _SCRATCH_PATTERNS = (
     re.compile(r"~\$.*", re.S),
     re.compile(r".*\.tmp", re.S | re.I),
     re.compile(r"tmp[a-z0-9_]{8}"),
+    _FUSE_HIDDEN,
 )
 _RSYNC_TEMP = re.compile(r"\..+\.([A-Za-z0-9]{6})", re.S)
 
@@ -121,6 +124,7 @@ class _Local:
     handed_over: bool = False  # the queue owns ``staged``'s path: copy before writing again
     result_id: str | None = None
     done_at: float | None = None  # monotonic time the upload was confirmed
+    removed: bool = False  # unlinked while open: its handles write to nowhere in Notion
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -187,6 +191,30 @@ class WriteOverlay:
             key = self._ws.folder_of_block(target.block_id)
         if key is not None:
             self._ws.invalidate_key(key)
+        with self._lock:
+            local = next((f for f in self._by_key.values() if f.entry_id == entry.id), None)
+        if local is None:
+            return
+        # Landed after its program gave up waiting. Not under local.lock: a flush may hold
+        # it while it waits for this very entry.
+        if entry.result_id:
+            local.result_id = entry.result_id
+            local.target = Target.replace(entry.result_id)
+        local.done_at = self._clock()
+        if local.dirty and local.opens == 0 and not local.scratch:
+            # Written again while its first upload was pending: now a replace of its block.
+            threading.Thread(target=self._hand_over, args=(local,), daemon=True,
+                             name="notionfs-rewrite").start()
+
+    def _hand_over(self, local: _Local) -> None:
+        try:
+            with local.lock:
+                if not local.dirty or local.target is None:
+                    return
+                entry = self._queue.submit(local.staged, local.target, name=local.name)
+                local.entry_id, local.handed_over, local.dirty = entry.id, True, False
+        except NotionFSError as error:
+            logger.warning("%r: not uploaded, kept locally: %s", local.name, error)
 
     # ---- reads: the workspace with the local layer over it --------------------------------
 
@@ -316,7 +344,9 @@ class WriteOverlay:
         with self._lock:
             locals_ = list(self._by_key.values())
         for local in locals_:
-            if local.dirty and not local.scratch:
+            if local.dirty and not local.scratch and not (
+                local.target is None and local.entry_id is not None
+            ):
                 try:
                     with local.lock:
                         target = local.target or self._new_target(local)
@@ -475,7 +505,7 @@ class WriteOverlay:
     def _flush(self, local: _Local) -> None:
         """Upload what changed, waiting up to the deadline: a failure reaches close()."""
         with local.lock:
-            if local.scratch or not local.dirty:
+            if local.scratch or not local.dirty or local.removed:
                 return
             self._settle_previous(local)
             target = local.target or self._new_target(local)
@@ -546,7 +576,12 @@ class WriteOverlay:
         with self._lock:
             local.opens = max(0, local.opens - 1)
             last = local.opens == 0
-        if last and local.dirty and not local.scratch:
+        if local.removed:
+            if last:
+                self._close_staged(local)
+            return
+        pending_append = local.target is None and local.entry_id is not None
+        if last and local.dirty and not local.scratch and not pending_append:
             # Closed without a flush (a flush that failed before submitting): hand it
             # over now, in the background; the journal keeps it.
             try:
@@ -569,7 +604,20 @@ class WriteOverlay:
             return
         self._trash(node)
 
-    def _unlink_local(self, local: _Local) -> None:
+    def _remove_open(self, node: Node, local: _Local | None, hidden: str) -> None:
+        """``rm`` of a file still open (libfuse renames it to ``hidden`` until its last
+        handle closes): removed from Notion now; open handles keep its bytes locally."""
+        if local is None:
+            self._trash(node)
+            return
+        self._unlink_local(local, keep=True)
+        with local.lock:
+            local.scratch = True
+            local.target = None
+            local.dirty = False
+        self._move_local(local, hidden, None)
+
+    def _unlink_local(self, local: _Local, *, keep: bool = False) -> None:
         with local.lock:
             entry_id = local.entry_id
         if entry_id is not None and not local.scratch:
@@ -580,11 +628,15 @@ class WriteOverlay:
                 except ValueError:  # running: let it land, then trash what it made
                     done = self._queue.wait(entry_id, timeout_s=self._wait_s)
                     self._confirmed(local, done)
-                else:
-                    local.result_id = None if local.target is None else local.result_id
-        if local.result_id is not None:
-            self._run_trash(local.result_id, local.name)
-        self._forget(local)
+        # What Notion holds under this name goes to the trash: the block this file landed
+        # in, or the one it was replacing.
+        replacing = local.target.block_id if local.target is not None else None
+        block_id = local.result_id or replacing
+        if block_id is not None and not local.scratch:
+            self._run_trash(block_id, local.name)
+            self._ws.invalidate_key(local.folder_key)
+        if not keep:
+            self._forget(local)
 
     def _trash(self, node: Node) -> None:
         if node.kind is Kind.GENERATED:
@@ -611,6 +663,9 @@ class WriteOverlay:
         if old_parent != new_parent:
             raise CrossFolderError(f"{old!r} -> {new!r}: files move between pages as a copy")
         local = self._by_node(node)
+        if _FUSE_HIDDEN.fullmatch(new_name):
+            self._remove_open(node, local, new_name)
+            return
         if local is None:
             self._rename_block(node, old_parent, new_name, new)
             return
@@ -766,9 +821,16 @@ class WriteOverlay:
         self._drop(local)
 
     def _drop(self, local: _Local) -> None:
-        """Close a local file; its staged copy goes unless the queue owns it."""
+        """Close a local file; its staged copy goes unless the queue owns it. A file still
+        open is closed by its last handle."""
         with self._lock:
             self._by_key.pop(local.node.key, None)
+            local.removed = True
+            if local.opens > 0:
+                return
+        self._close_staged(local)
+
+    def _close_staged(self, local: _Local) -> None:
         if local.handed_over:
             local.staged.close()
         else:

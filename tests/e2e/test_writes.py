@@ -125,6 +125,11 @@ def test_overwrite_replaces_in_place_and_rm_trashes(tmp_path: Path) -> None:
         assert (page / "extra 2.txt").read_bytes() == b"extra"
         assert "extra 2.txt" in block_names(m, "Page in column")
         os.unlink(page / "extra 2.txt")
+        with open(page / "column-notes.txt", "ab") as f:  # rm while being rewritten
+            f.write(b"more")
+            os.unlink(page / "column-notes.txt")
+        assert "column-notes.txt" not in block_names(m, "Page in column")
+        (page / "column-notes.txt").write_bytes(b"rewritten\n")
         assert sorted(os.listdir(page)) == ["column-notes.txt", "index.md"]
         _unmount(m)
         with remounted(m, tmp_path, "fresh"):

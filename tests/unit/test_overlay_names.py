@@ -10,7 +10,8 @@ from notionfs.overlay import is_scratch_name
 
 
 @pytest.mark.parametrize("name", [
-    ".goutputstream-X1Y2Z3", ".notes.txt.swp", ".notes.txt.swx", "4913", "notes.txt~",
+    ".goutputstream-X1Y2Z3", ".fuse_hidden0000000400000001", ".notes.txt.swp", ".notes.txt.swx",
+    "4913", "notes.txt~",
     ".~lock.report.odt#", "~$report.docx", "tmpab12_x9z", "saved.txt.tmp", ".photo.png.a1B2c3",
 ])  # fmt: skip
 def test_editor_and_copier_temporaries_are_scratch(name: str) -> None:
