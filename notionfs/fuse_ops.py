@@ -16,16 +16,13 @@ import stat
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .config import Settings
 from .errors import DeadlineExceeded, NotionFSError, errno_for
 from .fusebind import Binding
 from .nodes import Kind, Node
-from .workspace import MountSource, Reader
-
-if TYPE_CHECKING:
-    from .overlay import WritableSource
+from .workspace import MountSource, Reader, WritableSource
 
 __all__ = ["FuseError", "NotionOperations", "WritableOperations", "run_fuse"]
 
@@ -649,8 +646,6 @@ def run_fuse(
     """Mount and serve until unmounted (fusermount -u). ``mounted`` is set once the kernel
     talks to us. Signals are the caller's business (see cli.py): libfuse's own handlers end
     the loop while callbacks may still run in Python, which then hangs the exit."""
-    from .overlay import WritableSource
-
     operations = (
         WritableOperations(source, settings, mounted)
         if isinstance(source, WritableSource)

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from .errors import (
     ConflictError,
@@ -39,10 +38,10 @@ from .journal import Entry, Target
 from .nodes import Kind, Node, Role
 from .staging import StagedFile
 from .uploadqueue import UploadQueue, new_block_target
-from .workspace import FsStats, MountSource, NotionWorkspace, Reader
+from .workspace import FsStats, NotionWorkspace, Reader, WritableSource
 
 __all__ = [
-    "WritableSource",
+    "WritableSource",  # the contract, defined in workspace.py
     "WriteHandle",
     "WriteOverlay",
     "is_scratch_name",
@@ -76,34 +75,6 @@ def is_scratch_name(name: str) -> bool:
         return True
     rsync = _RSYNC_TEMP.fullmatch(name)
     return rsync is not None and rsync.group(1).lower() not in SUPPORTED_TYPES
-
-
-@runtime_checkable
-class WritableSource(MountSource, Protocol):
-    """A MountSource that also takes writes. Paths are "/a/b"; errors are notionfs errors
-    (the adapter maps them to errno)."""
-
-    def create(self, path: str) -> WriteHandle:
-        """A new empty file at ``path``, open for writing."""
-
-    def open_write(self, node: Node, *, truncate: bool) -> WriteHandle:
-        """``node`` open for writing (its bytes copied into staging unless ``truncate``)."""
-
-    def truncate_path(self, node: Node, length: int) -> None:
-        """Cut or extend ``node`` to ``length`` bytes and upload the result."""
-
-    def unlink(self, path: str) -> None:
-        """Remove the file at ``path`` (its block goes to Notion's trash)."""
-
-    def rename(self, old: str, new: str) -> None:
-        """A folder: retitle and/or move its page. A file: rename it within its page (a
-        scratch file renamed over a real name is uploaded); across pages, EXDEV."""
-
-    def mkdir(self, path: str) -> None:
-        """A new page (in a page folder) or row (in a database folder)."""
-
-    def rmdir(self, path: str) -> None:
-        """Trash the page at ``path`` (its folder must hold only generated files)."""
 
 
 @dataclass(eq=False)
@@ -846,3 +817,7 @@ class _FolderRef:
 def _split(path: str) -> tuple[str, str]:
     parent, _, name = path.rstrip("/").rpartition("/")
     return parent or "/", name
+
+
+def _conforms(overlay: WriteOverlay) -> WritableSource:
+    return overlay  # mypy checks here that the overlay keeps the contract
