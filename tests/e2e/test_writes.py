@@ -438,3 +438,23 @@ def test_a_file_changed_in_notion_meanwhile_is_saved_beside_it(tmp_path: Path) -
             assert files_of(m.path / PAGE) == {"column-notes.txt": sha(theirs),
                                                beside[0]: sha(mine)}
     assert sorted(block_names(m, "Page in column")) == sorted(["column-notes.txt", beside[0]])
+
+
+def test_a_cut_connection_after_the_attach_makes_no_duplicate(tmp_path: Path) -> None:
+    data = os.urandom(30_000)
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        # Notion appends the block, then the answer is lost.
+        m.emulator.faults.writes.cut_next(route="PATCH /v1/blocks/{id}/children")
+        try:
+            (page / "once.png").write_bytes(data)
+        except OSError as error:  # EIO if the check had to wait for a retry
+            assert error.errno == errno.EIO
+        assert wait_until(lambda: "once.png" in block_names(m, "Page in column"), 60)
+        assert (page / "once.png").read_bytes() == data
+        assert m.emulator.counters.calls("PATCH /v1/blocks/{id}/children") == 1
+        _unmount(m)
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(m.path / PAGE)["once.png"] == sha(data)
+    assert block_names(m, "Page in column").count("once.png") == 1
