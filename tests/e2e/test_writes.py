@@ -363,6 +363,14 @@ def test_imagemagick_writes_its_output_into_a_page(tmp_path: Path) -> None:
 SEND = "POST /v1/file_uploads/{id}/send"
 
 
+def _peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
 def _big_file(path: Path, mib: int) -> str:
     digest = hashlib.sha256()
     with open(path, "wb") as f:
@@ -378,8 +386,13 @@ def test_a_200_mib_file_goes_up_in_parts_one_failed_part_resent(tmp_path: Path) 
     digest = _big_file(src, 200)
     with mounted(tmp_path, samples.nested_files(), args=("--writable", "--deadline", "300")) as m:
         page = m.path / PAGE
+        os.listdir(page)
+        peak_before = _peak_rss_mib(m.proc.pid)
         m.emulator.faults.writes.fail_part(3)
         subprocess.run(["cp", str(src), str(page)], check=True, timeout=300)
+        grown = _peak_rss_mib(m.proc.pid) - peak_before
+        print(f"\npeak RSS of the mount grew {grown:.0f} MiB over a 200 MiB save")
+        assert grown < 100  # staged on disk, sent in streamed parts: never held whole
         assert m.emulator.counters.calls(SEND) == 20 + 1  # 10 MiB parts, part 3 twice
         assert m.emulator.counters.calls("POST /v1/file_uploads") == 1
         _unmount(m)
