@@ -26,6 +26,11 @@ __all__ = [
     "UploadPendingError",
     "UploadFailedError",
     "ConflictError",
+    "GeneratedFileError",
+    "NotWritableError",
+    "NoSuchPathError",
+    "FolderNotEmptyError",
+    "CrossFolderError",
     "errno_for",
 ]
 
@@ -139,12 +144,37 @@ class UploadFailedError(NotionFSError):
     """Notion refused an upload or its attachment for good; the staged copy is kept."""
 
 
+class NoSuchPathError(NotionFSError):
+    """A path the mount does not show (a write named a file or folder that is not there)."""
+
+
+class FolderNotEmptyError(NotionFSError):
+    """A folder removed while it still shows files or folders of its own."""
+
+
+class CrossFolderError(NotionFSError):
+    """A rename that would move a file to another page: copy and delete instead."""
+
+
+class NotWritableError(NotionFSError):
+    """What the mount cannot write: covers, icons, properties, fixed names, other folders."""
+
+
+class GeneratedFileError(NotWritableError):
+    """A generated file (index.md / index.csv): rendered from Notion, never written."""
+
+
 class ConflictError(UploadFailedError):
     """The file changed in Notion since it was opened: replacing it would lose that version."""
 
 
 _ERRNO: list[tuple[type[BaseException], int]] = [
     (StagingFullError, errno.ENOSPC),
+    (GeneratedFileError, errno.EACCES),
+    (NotWritableError, errno.EPERM),
+    (NoSuchPathError, errno.ENOENT),
+    (FolderNotEmptyError, errno.ENOTEMPTY),
+    (CrossFolderError, errno.EXDEV),
     (FileTooLargeError, errno.EFBIG),
     (UnsupportedFileError, errno.EPERM),
     (UploadPendingError, errno.EIO),

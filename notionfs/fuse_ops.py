@@ -21,14 +21,16 @@ from typing import Any, TypeVar
 from .config import Settings
 from .errors import DeadlineExceeded, NotionFSError, errno_for
 from .fusebind import Binding
-from .nodes import Node
-from .workspace import MountSource, Reader
+from .nodes import Kind, Node
+from .workspace import MountSource, Reader, WritableSource
 
-__all__ = ["FuseError", "NotionOperations", "run_fuse"]
+__all__ = ["FuseError", "NotionOperations", "WritableOperations", "run_fuse"]
 
 logger = logging.getLogger(__name__)
 
 XATTR_PREFIX = "user.notion."
+# A writable mount's upload state of a file (getfattr -n user.notionfs.state).
+STATE_XATTR = "user.notionfs.state"
 # ENODATA is Linux's "no such attribute"; macOS calls it ENOATTR (93).
 ENOATTR = getattr(errno, "ENODATA", 93) if sys.platform != "darwin" else 93
 
@@ -433,6 +435,176 @@ for _op in WRITE_OPS:
     setattr(NotionOperations, _op, _read_only(_op))
 
 
+class WritableOperations(NotionOperations):
+    """The FUSE callbacks of a writable mount: files are created, written, replaced and
+    removed through a WritableSource (see docs/SEMANTICS.md, "Writing"). Metadata writes
+    Notion has no place for are refused with EPERM, except those that change nothing
+    (``cp -p`` and ``rsync -a`` set the mode and owner a file already shows) and times,
+    which are accepted and not kept."""
+
+    def __init__(
+        self,
+        source: WritableSource,
+        settings: Settings,
+        mounted: threading.Event | None = None,
+    ) -> None:
+        super().__init__(source, settings, mounted)
+        self._writer = source
+
+    def _write_handle(self, fi: Any) -> Any:
+        handle = self._handles.get(fi.fh if fi is not None else -1)
+        if handle is None or not hasattr(handle, "write"):
+            raise FuseError(errno.EBADF)
+        return handle
+
+    def _register(self, fi: Any, handle: Reader) -> int:
+        with self._handles_lock:
+            fh = next(self._handle_ids)
+            self._handles[fh] = handle
+        fi.fh = fh
+        fi.keep_cache = 0
+        return 0
+
+    @operation(BOUNDED)
+    def open(self, path: str, fi: Any) -> int:
+        if not fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC):
+            return super().open.__wrapped__(self, path, fi)  # type: ignore[attr-defined,no-any-return]
+        truncate = bool(fi.flags & os.O_TRUNC)
+        node = self._node(path)
+        if node.is_dir:
+            raise FuseError(errno.EISDIR)
+        handle = self._with_deadline(
+            "open", lambda _path: self._writer.open_write(node, truncate=truncate), (path,),
+            abandoned=_close_handle_when_done,
+        )  # fmt: skip
+        return self._register(fi, handle)
+
+    @operation(BOUNDED)
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        handle = self._with_deadline(
+            "create", self._writer.create, (path,), abandoned=_close_handle_when_done
+        )
+        return self._register(fi, handle)
+
+    @operation(INLINE)
+    def write(self, path: str | None, data: bytes, offset: int, fi: Any) -> int:
+        written: int = self._write_handle(fi).write(offset, data)
+        return written
+
+    @operation(INLINE)
+    def truncate(self, path: str | None, length: int, fi: Any = None) -> int:
+        if fi is not None:
+            self._write_handle(fi).truncate(length)
+            return 0
+        if path is None:
+            raise FuseError(errno.EBADF)
+        self._writer.truncate_path(self._node(path), length)
+        return 0
+
+    @operation(INLINE)
+    def flush(self, path: str | None, fi: Any) -> int:
+        handle = self._handles.get(fi.fh)
+        if handle is not None and hasattr(handle, "flush"):
+            handle.flush()
+        return 0
+
+    @operation(INLINE)
+    def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
+        return self.flush(path, fi)
+
+    @operation(NETWORK)
+    def unlink(self, path: str) -> int:
+        self._writer.unlink(path)
+        return 0
+
+    @operation(NETWORK)
+    def rename(self, old: str, new: str, *flags: Any) -> int:
+        self._writer.rename(old, new)
+        return 0
+
+    @operation(INLINE)
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if name == STATE_XATTR:
+            return self._user_xattr(path, "state")
+        return super().getxattr.__wrapped__(self, path, name, position)  # type: ignore[attr-defined,no-any-return]
+
+    @operation(MEMORY)
+    def listxattr(self, path: str) -> list[str]:
+        names = self._source.xattrs(self._node(path))
+        state = [STATE_XATTR] if "state" in names else []
+        return [XATTR_PREFIX + n for n in names if n != "state"] + state
+
+    @operation(NETWORK)
+    def mkdir(self, path: str, mode: int) -> int:
+        self._writer.mkdir(path)
+        return 0
+
+    @operation(NETWORK)
+    def rmdir(self, path: str) -> int:
+        self._writer.rmdir(path)
+        return 0
+
+    @operation(MEMORY)
+    def access(self, path: str, amode: int) -> int:
+        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
+            self._trash_attrs(path)
+            if amode & os.W_OK:
+                raise FuseError(errno.EROFS)
+            return 0
+        node = self._node(path)
+        if amode & os.W_OK and not node.is_dir and node.kind is Kind.GENERATED:
+            raise FuseError(errno.EACCES)
+        return 0
+
+    @operation(MEMORY)
+    def chmod(self, path: str, mode: int) -> int:
+        node = self._node(path)
+        shown = DIR_MODE if node.is_dir else FILE_MODE
+        if stat.S_IMODE(mode) != shown:
+            logger.warning("chmod %r: Notion keeps no permissions (only %o is shown)",
+                           path, shown)
+            raise FuseError(errno.EPERM)
+        return 0
+
+    @operation(MEMORY)
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        self._node(path)
+        if uid not in (-1, self._uid, 0xFFFFFFFF) or gid not in (-1, self._gid, 0xFFFFFFFF):
+            logger.warning("chown %r: Notion keeps no owners", path)
+            raise FuseError(errno.EPERM)
+        return 0
+
+    @operation(MEMORY)
+    def utimens(self, path: str, times: Any = None) -> int:
+        self._node(path)  # accepted, not kept: Notion sets its own times
+        return 0
+
+
+def _refuse(op: str, code: int, why: str) -> Callable[..., Any]:
+    def refuse(self: NotionOperations, *args: Any) -> int:
+        logger.warning("%s %s: %s", op, _path_arg(args), why)
+        raise FuseError(code)
+
+    refuse.__name__ = refuse.__qualname__ = op
+    return operation(INLINE)(refuse)
+
+
+for _op in ("mknod", "symlink", "link"):
+    setattr(WritableOperations, _op, _refuse(_op, errno.EPERM, "Notion has no such files"))
+for _op in ("setxattr", "removexattr"):
+    setattr(WritableOperations, _op, _refuse(_op, errno.EPERM, "attributes are not kept"))
+
+
+def _close_handle_when_done(future: concurrent.futures.Future[Any]) -> None:
+    """A write open that outlived its deadline: close the handle it makes, nobody will."""
+
+    def close(done: concurrent.futures.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            done.result().close()
+
+    future.add_done_callback(close)
+
+
 DirEntry = tuple[str, "dict[str, int] | None", int]
 
 
@@ -474,5 +646,9 @@ def run_fuse(
     """Mount and serve until unmounted (fusermount -u). ``mounted`` is set once the kernel
     talks to us. Signals are the caller's business (see cli.py): libfuse's own handlers end
     the loop while callbacks may still run in Python, which then hangs the exit."""
-    operations = NotionOperations(source, settings, mounted)
+    operations = (
+        WritableOperations(source, settings, mounted)
+        if isinstance(source, WritableSource)
+        else NotionOperations(source, settings, mounted)
+    )
     binding.serve(operations, mountpoint, options)

@@ -105,13 +105,14 @@ def fuse_options(
     options: dict[str, Any] = {
         "fsname": _option_value(fsname),
         "subtype": "notionfs",
-        "ro": True,
         "use_ino": True,
         "default_permissions": True,
         "attr_timeout": timeout_s,
         "entry_timeout": timeout_s,
         "negative_timeout": timeout_s,
     }
+    if not settings.writable:
+        options["ro"] = True
     if libfuse_major == 2:
         # libfuse 2's ceiling; our own read-ahead does the rest.
         options.update(max_read=131072, max_readahead=131072)

@@ -39,8 +39,9 @@ logger = logging.getLogger("notionfs")
 DEMO_DATA_DIR = Path.home() / ".cache" / "notionfs" / "demo"
 
 MOUNT_DESCRIPTION = """\
-Mount a Notion workspace at MOUNTPOINT as a read-only filesystem. The command returns once the
-mount answers (add --foreground to keep it in the terminal; Ctrl-C then unmounts).
+Mount a Notion workspace at MOUNTPOINT as a read-only filesystem (--writable: files saved
+into it go back to Notion). The command returns once the mount answers (add --foreground to
+keep it in the terminal; Ctrl-C then unmounts).
 
 The integration token is read from the NOTION_TOKEN environment variable, or from the file
 given with --token-file (chmod 600 it). Never put it on a command line: other users see those.
@@ -123,6 +124,11 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
         help="mount the bundled demo workspace, no token needed (default: off)",
     )
     p.add_argument(
+        "--writable", action="store_true",
+        help="save into the mount: new files, overwrites and deletions go back to Notion, "
+        "staged under the cache directory until uploaded (default: read-only)",
+    )
+    p.add_argument(
         "--allow-other", action="store_true",
         help="let other users see the mount (default: only you)",
     )
@@ -188,6 +194,7 @@ def mount_command(args: argparse.Namespace) -> int:
         "debug": args.debug,
         "fuse_binding": args.fuse_binding,
         "metadata_cache": False if args.no_metadata_cache else None,
+        "writable": True if getattr(args, "writable", False) else None,
     }
     try:
         binding = check_fuse_available(
@@ -293,12 +300,16 @@ def _serve(
     )  # fmt: skip
     workspace.start_feed()
     workspace.start_prefetch()
+    source: Any = workspace
+    queue = None
+    if settings.writable:
+        source, queue = _writable(settings, client, workspace, identity, workspace_name)
     if binding.libfuse_major >= 3 and settings.read_ahead_kb > 0:
         _when_mounted(lifecycle, lambda: tune_read_ahead(str(mountpoint), settings.read_ahead_kb))
     try:
         lifecycle.begin_serving()
         run_fuse(
-            binding, workspace, settings, str(mountpoint), options, mounted=lifecycle.mounted
+            binding, source, settings, str(mountpoint), options, mounted=lifecycle.mounted
         )
     except RuntimeError as exc:  # fusepy's way of saying libfuse could not mount
         raise ConfigError(
@@ -306,11 +317,46 @@ def _serve(
         ) from None
     finally:
         lifecycle.finished.set()
+        if queue is not None:
+            queue.close()
         workspace.close()
         if persist is not None:
             persist.close()
         files_http.close()
     logger.info("unmounted %s", mountpoint)
+
+def _writable(
+    settings: Settings,
+    client: NotionClient,
+    workspace: Any,
+    identity: StoreIdentity | None,
+    workspace_name: str,
+) -> tuple[Any, Any]:
+    """The write overlay over ``workspace`` and its upload queue, started: what an earlier
+    mount left unfinished (even after kill -9) is finished first."""
+    from .journal import Journal, staging_dir
+    from .overlay import WriteOverlay
+    from .staging import StagingArea
+    from .uploadqueue import UploadQueue
+    from .uploads import UploadEngine
+    from .writeapi import WriteApi
+
+    who = identity.to_json() if identity is not None else f"{settings.api_url}|{workspace_name}"
+    root = staging_dir(settings.cache_dir, who)
+    staging = StagingArea(root, settings.staging_max_bytes)
+    journal = Journal(root / "journal.db")
+    engine = UploadEngine(
+        WriteApi(client), journal, staging, part_bytes=settings.upload_part_bytes,
+        parts_in_flight=settings.upload_parts_in_flight,
+    )  # fmt: skip
+    queue = UploadQueue(engine)
+    queue.start()
+    logger.info("writable: bytes staged under %s (at most %s)", root,
+                human_size(settings.staging_max_bytes))
+    # Within the deadline of the FUSE call that waits (it answers EIO past it).
+    overlay = WriteOverlay(workspace, queue, wait_s=settings.op_deadline_s * 0.8)
+    return overlay, queue
+
 
 def _when_mounted(lifecycle: StopOnSignal, action: Callable[[], object]) -> None:
     """Run ``action`` once the kernel talks to the mount (off the FUSE threads)."""

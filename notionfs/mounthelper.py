@@ -37,7 +37,7 @@ HELPER_USAGE = (
     "usage: mount.fuse.notionfs SOURCE MOUNTPOINT [-o token_file=PATH,OPTIONS]\n"
     "  SOURCE: `notion`, or the API base URL (https://api.notion.com)\n"
     "  options: token_file, api_url, notion_version, cache_size, metadata_ttl, deadline,\n"
-    "  rate_limit, log_file, debug; FUSE options (allow_other, uid=, ...) pass through"
+    "  rate_limit, log_file, debug, writable; FUSE options (allow_other, uid=, ...) pass through"
 )
 
 def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:
@@ -83,6 +83,8 @@ def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:
                 command += [HELPER_VALUE_OPTIONS[key], value]
         elif key == "debug":
             command.append("--debug")
+        elif key == "writable":  # not "rw": mount(8) passes rw to every mount by default
+            command.append("--writable")
         elif key in HELPER_IGNORED_OPTIONS or key.startswith(("x-", "comment")):
             continue
         else:

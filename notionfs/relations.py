@@ -52,6 +52,11 @@ class Relations:
             for block_id in block_ids:
                 self._block_owner[block_id] = folder_key
 
+    def block_owner(self, block_id: str) -> str | None:
+        """The key of the page folder that lists block ``block_id``, if one did."""
+        with self._lock:
+            return self._block_owner.get(block_id)
+
     def affected(self, change: Change) -> set[str]:
         """Listings to drop for ``change``: the object's own folders always; a folder that
         lists it when its title there differs, it has moved away, or it is a row (the

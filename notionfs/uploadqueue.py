@@ -15,6 +15,7 @@ from pathlib import Path
 from notionfs.errors import (
     ApiError,
     AuthError,
+    ConflictError,
     FileTooLargeError,
     NetworkError,
     NotionFSError,
@@ -101,6 +102,9 @@ class UploadQueue:
         self._recent: OrderedDict[str, Entry] = OrderedDict()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        # Called (outside every lock) with each entry that lands, whoever submitted it: a
+        # mount re-lists the folder it changed.
+        self.on_done: Callable[[Entry], None] = lambda entry: None
         engine.on_saved = self._saved
         self._replay()
 
@@ -263,8 +267,10 @@ class UploadQueue:
         if entry is None or not entry.finished:
             return None
         if entry.state == "failed":
-            raise UploadFailedError(f"{entry.name or entry.target.block_id!r}: "
-                                    f"{entry.last_error}")
+            # A conflict stays a conflict for the waiter: it saves the file beside instead.
+            conflict = (entry.last_error or "").startswith(f"{ConflictError.__name__}:")
+            error = ConflictError if conflict else UploadFailedError
+            raise error(f"{entry.name or entry.target.block_id!r}: {entry.last_error}")
         return entry
 
     def _work(self) -> None:
@@ -384,6 +390,10 @@ class UploadQueue:
             self._cond.notify_all()
         if entry.state == "done":
             self._tidy(entry)
+            try:
+                self.on_done(entry)
+            except Exception:  # noqa: BLE001 (a listener's failure never fails an upload)
+                logger.exception("upload %s: on_done failed", entry.id[:8])
 
     def _tidy(self, entry: Entry) -> None:
         """A done entry: its staged copy and journal row go (in that order: a crash between

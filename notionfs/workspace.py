@@ -18,7 +18,7 @@ import concurrent.futures
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -53,6 +53,8 @@ __all__ = [
     "PROBE_NAMES",
     "PAGE_TEXT_NAME",
     "TABLE_NAME",
+    "WritableSource",
+    "Writer",
     "is_probe_name",
 ]
 
@@ -145,6 +147,47 @@ class MountSource(Protocol):
 
     def close(self) -> None:
         """Stop background work."""
+
+
+class Writer(Reader, Protocol):
+    """A file open for writing: reads see what was written (read-after-write)."""
+
+    def write(self, offset: int, data: bytes) -> int: ...
+
+    def truncate(self, length: int) -> None: ...
+
+    def flush(self) -> None:
+        """Send what was written to Notion; raises when it cannot be sent now (the bytes
+        are kept and retried)."""
+
+
+@runtime_checkable
+class WritableSource(MountSource, Protocol):
+    """A MountSource that also takes writes (``--writable``). Paths are "/a/b"; failures
+    are notionfs errors (the adapter maps them to errno). Implemented by
+    ``overlay.WriteOverlay`` over a NotionWorkspace."""
+
+    def create(self, path: str) -> Writer:
+        """A new empty file at ``path``, open for writing."""
+
+    def open_write(self, node: Node, *, truncate: bool) -> Writer:
+        """``node`` open for writing (its bytes copied first unless ``truncate``)."""
+
+    def truncate_path(self, node: Node, length: int) -> None:
+        """Cut or extend ``node`` to ``length`` bytes and upload the result."""
+
+    def unlink(self, path: str) -> None:
+        """Remove the file at ``path`` (its block goes to Notion's trash)."""
+
+    def rename(self, old: str, new: str) -> None:
+        """A folder: retitle and/or move its page. A file: rename it within its page (a
+        scratch file renamed over a real name is uploaded); across pages, EXDEV."""
+
+    def mkdir(self, path: str) -> None:
+        """A new page (in a page folder) or row (in a database folder)."""
+
+    def rmdir(self, path: str) -> None:
+        """Trash the page at ``path`` (its folder must hold only generated files)."""
 
 
 class _BytesReader:
@@ -327,6 +370,23 @@ class NotionWorkspace:
 
     def invalidate(self, folder: Node) -> None:
         self._listings.invalidate(folder.key)
+
+    def invalidate_key(self, key: str) -> None:
+        """List the folder ``key`` anew on its next access (a write changed it)."""
+        self._listings.invalidate(key)
+
+    def listed_at(self, folder: Node) -> float | None:
+        """The clock time the held listing of ``folder`` was fetched (-inf once invalidated)."""
+        listing = self._listings.held(folder.key)
+        return None if listing is None else listing.listed_at
+
+    def folder_of_block(self, block_id: str) -> str | None:
+        """The key of the page folder whose listing showed block ``block_id``."""
+        return self._relations.block_owner(block_id)
+
+    def inode(self, key: str) -> int:
+        """The inode of identity ``key`` (stable for the mount's life)."""
+        return self._inodes.inode(key)
 
     # ---- files -------------------------------------------------------------------------
 

@@ -164,3 +164,31 @@ class WriteApi:
 
     def update_page(self, page_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.client.request("PATCH", f"/v1/pages/{_path_id(page_id)}", body=body)
+
+    def create_page(self, parent: Mapping[str, str], title: str) -> dict[str, Any]:
+        """A new page titled ``title`` under ``parent`` (``{"page_id": ...}``,
+        ``{"data_source_id": ...}`` or, before data sources, ``{"database_id": ...}``).
+        The title goes to the property with id ``title``: every database's title property
+        has that id, so no schema is read first."""
+        body = {"parent": dict(parent), "properties": _title(title)}
+        return self.client.request("POST", "/v1/pages", body=body)
+
+    def rename_page(self, page_id: str, title: str) -> dict[str, Any]:
+        return self.update_page(page_id, {"properties": _title(title)})
+
+    def trash_page(self, page_id: str) -> dict[str, Any]:
+        """Move a page to Notion's trash (restorable there for 30 days)."""
+        return self.update_page(page_id, {"in_trash": True})
+
+    def move_page(self, page_id: str, parent: Mapping[str, str]) -> dict[str, Any]:
+        """Move a page under another page or data source."""
+        return self.client.request("POST", f"/v1/pages/{_path_id(page_id)}/move",
+                                   body={"parent": dict(parent)})
+
+    def rename_file_block(self, block_id: str, kind: str, name: str) -> dict[str, Any]:
+        """Change the name a file block shows (its bytes stay)."""
+        return self.update_block(block_id, {kind: {"name": name}})
+
+
+def _title(title: str) -> dict[str, Any]:
+    return {"title": {"title": [{"type": "text", "text": {"content": title}}]}}

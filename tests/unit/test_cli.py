@@ -23,6 +23,13 @@ def test_helper_maps_fstab_options_and_passes_fuse_ones_through() -> None:
     ]
 
 
+def test_helper_writable_option_makes_a_writable_mount_and_rw_does_not() -> None:
+    assert mounthelper.mount_helper_argv(["notion", "/m", "-o", "rw,writable"]) == [
+        "mount", "/m", "--quiet-success", "--writable"]
+    assert mounthelper.mount_helper_argv(["notion", "/m", "-o", "rw"]) == [
+        "mount", "/m", "--quiet-success"]
+
+
 def test_helper_api_url_option_wins_over_a_label_source() -> None:
     command = mounthelper.mount_helper_argv(["notion", "/m", "-oapi_url=http://127.0.0.1:9"])
     assert command == ["mount", "/m", "--quiet-success", "--api-url", "http://127.0.0.1:9"]

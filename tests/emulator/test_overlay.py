@@ -1,0 +1,107 @@
+"""The write overlay without FUSE, against the emulator over loopback: read-after-write from
+the local layer, the API calls one save costs, the hand-over to Notion's listing, scratch
+files that cost nothing, and removal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from notionfs.errors import GeneratedFileError, UnsupportedFileError
+from notionfs.overlay import WriteOverlay
+from notionfs.remote import file_host_client
+from notionfs.workspace import NotionWorkspace, WritableSource
+from tests.emulator.conftest import World
+from tests.emulator.uploading import Rig, build_rig
+
+CREATE, SEND = "POST /v1/file_uploads", "POST /v1/file_uploads/{id}/send"
+APPEND, DELETE = "PATCH /v1/blocks/{id}/children", "DELETE /v1/blocks/{id}"
+PAGE = "/Big page"
+
+
+@pytest.fixture
+def overlay(world: World, tmp_path: Path) -> Iterator[tuple[WriteOverlay, Rig]]:
+    rig = build_rig(world, tmp_path / "staging")
+    files_http = file_host_client(rig.settings)
+    workspace = NotionWorkspace(rig.client, files_http, rig.settings)
+    overlay = WriteOverlay(workspace, rig.queue, wait_s=10.0)
+    try:
+        yield overlay, rig
+    finally:
+        overlay.close()
+        rig.queue.close()
+        files_http.close()
+        rig.client.close()
+
+
+def test_a_save_is_read_back_at_once_costs_three_calls_and_hands_over(
+    overlay: tuple[WriteOverlay, Rig],
+) -> None:
+    source, rig = overlay
+    assert isinstance(source, WritableSource)
+    counters = rig.world.emulator.counters
+    folder = source.lookup(PAGE)
+    assert folder is not None
+    handle = source.create(f"{PAGE}/notes.txt")
+    handle.write(0, b"hello, ")
+    handle.write(7, b"world\n")
+    assert handle.read(0, 100) == b"hello, world\n"
+    local = source.lookup(f"{PAGE}/notes.txt")
+    assert local is not None and source.size(local) == 13
+    assert "notes.txt" in [n.name for n in source.listdir(folder)]
+    before = counters.snapshot()
+    handle.flush()
+    calls = [r.route for r in counters.snapshot().log[len(before.log):]]
+    assert sorted(calls) == sorted([CREATE, SEND, APPEND]), calls
+    handle.close()
+    # The next listing (fetched after the upload) shows Notion's block: same name and bytes.
+    shown = {n.name: n for n in source.listdir(folder)}
+    node = shown["notes.txt"]
+    assert not node.key.startswith("local:") and node.object_id
+    reader = source.open(node)
+    try:
+        assert reader.read(0, 100) == b"hello, world\n"
+    finally:
+        reader.close()
+    assert source.size(node) == 13
+
+
+def test_scratch_files_cost_no_call_and_refusals_come_first(
+    overlay: tuple[WriteOverlay, Rig],
+) -> None:
+    source, rig = overlay
+    counters = rig.world.emulator.counters
+    folder = source.lookup(PAGE)
+    assert folder is not None
+    source.listdir(folder)  # listed once: what follows asks Notion nothing
+    before = counters.total
+    swap = source.create(f"{PAGE}/.notes.txt.swp")
+    swap.write(0, b"swap")
+    swap.flush()
+    swap.close()
+    with pytest.raises(UnsupportedFileError):
+        source.create(f"{PAGE}/setup.exe")
+    index = source.lookup(f"{PAGE}/index.md")
+    assert index is not None
+    with pytest.raises(GeneratedFileError):
+        source.open_write(index, truncate=True)
+    assert counters.total == before
+    source.unlink(f"{PAGE}/.notes.txt.swp")
+    assert source.lookup(f"{PAGE}/.notes.txt.swp") is None
+    assert counters.total == before
+
+
+def test_rm_trashes_the_block_once(overlay: tuple[WriteOverlay, Rig]) -> None:
+    source, rig = overlay
+    handle = source.create(f"{PAGE}/gone.png")
+    handle.write(0, b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    handle.flush()
+    handle.close()
+    counters = rig.world.emulator.counters
+    source.unlink(f"{PAGE}/gone.png")
+    assert counters.calls(DELETE) == 1
+    folder = source.lookup(PAGE)
+    assert folder is not None
+    assert "gone.png" not in [n.name for n in source.listdir(folder)]
