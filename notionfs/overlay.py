@@ -177,6 +177,23 @@ class WriteOverlay:
             threading.Thread(target=self._hand_over, args=(local,), daemon=True,
                              name="notionfs-rewrite").start()
 
+    def _unmount_target(self, local: _Local) -> tuple[Target, str]:
+        """Where a file changed but not uploaded goes at unmount. Written again while its
+        first upload (a new block) is still pending: once that lands, a replace of its
+        block; if it does not land in time, beside it under a dated name, journalled like
+        any save. Never dropped: the later bytes are what the program wrote last."""
+        if local.target is None and local.entry_id is not None:
+            try:
+                self._settle_previous(local)
+            except NotionFSError as exc:
+                name = _dated(local.name, "later version")
+                logger.warning("%r: its first upload is still pending (%s); the later version "
+                               "is kept beside it as %r", local.name, exc, name)
+                if local.folder_id is None:
+                    raise
+                return new_block_target(local.folder_id, name), name
+        return local.target or self._new_target(local), local.name
+
     def _hand_over(self, local: _Local) -> None:
         try:
             with local.lock:
@@ -315,13 +332,11 @@ class WriteOverlay:
         with self._lock:
             locals_ = list(self._by_key.values())
         for local in locals_:
-            if local.dirty and not local.scratch and not (
-                local.target is None and local.entry_id is not None
-            ):
+            if local.dirty and not local.scratch:
                 try:
                     with local.lock:
-                        target = local.target or self._new_target(local)
-                        self._queue.submit(local.staged, target, name=local.name)
+                        target, name = self._unmount_target(local)
+                        self._queue.submit(local.staged, target, name=name)
                         local.handed_over = True
                 except NotionFSError as error:
                     logger.warning("%r: not uploaded, its staged copy kept: %s", local.name,
@@ -516,10 +531,7 @@ class WriteOverlay:
     def _beside(self, local: _Local, failed: Entry, conflict: ConflictError) -> None:
         """The file changed in Notion since it was opened: this version goes beside it, as
         ``NAME (conflict YYYY-MM-DD HHMM).ext``, never over the other person's."""
-        stem, dot, ext = local.name.rpartition(".")
-        if not dot:
-            stem, ext = local.name, ""
-        name = f"{stem} (conflict {time.strftime('%Y-%m-%d %H%M')}){dot}{ext}"
+        name = _dated(local.name, "conflict")
         logger.warning("%s; saved beside it as %r", conflict, name)
         with local.lock:
             if local.folder_id is None:
@@ -806,6 +818,14 @@ class WriteOverlay:
             local.staged.close()
         else:
             local.staged.discard()
+
+
+def _dated(name: str, why: str) -> str:
+    """``NAME (why YYYY-MM-DD HHMM).ext``: a version kept beside another."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    return f"{stem} ({why} {time.strftime('%Y-%m-%d %H%M')}){dot}{ext}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from notionfs.errors import GeneratedFileError, UnsupportedFileError
+from notionfs.errors import GeneratedFileError, NotionFSError, UnsupportedFileError
 from notionfs.overlay import WriteOverlay
 from notionfs.remote import file_host_client
 from notionfs.workspace import NotionWorkspace, WritableSource
@@ -105,3 +105,33 @@ def test_rm_trashes_the_block_once(overlay: tuple[WriteOverlay, Rig]) -> None:
     folder = source.lookup(PAGE)
     assert folder is not None
     assert "gone.png" not in [n.name for n in source.listdir(folder)]
+
+
+def test_a_version_written_while_the_first_upload_waits_is_kept_at_unmount(
+    world: World, tmp_path: Path
+) -> None:
+    """Saved, then written again while Notion is away: at unmount the later bytes are
+    journalled (beside the first, since that one has not landed), never dropped."""
+    rig = build_rig(world, tmp_path / "staging")
+    files_http = file_host_client(rig.settings)
+    workspace = NotionWorkspace(rig.client, files_http, rig.settings)
+    overlay = WriteOverlay(workspace, rig.queue, wait_s=0.5)
+    try:
+        assert overlay.lookup(PAGE) is not None
+        handle = overlay.create(f"{PAGE}/draft.txt")
+        handle.write(0, b"first version\n")
+        world.emulator.pause_api()
+        with pytest.raises(NotionFSError):
+            handle.flush()  # Notion away: the program is told, the entry stays journalled
+        handle.write(0, b"second version, longer\n")
+        handle.close()
+        overlay.close()
+        kept = [e for e in rig.queue.journal.entries() if e.staged_path]
+        contents = {Path(e.staged_path).read_bytes() for e in kept if e.staged_path}
+        assert b"second version, longer\n" in contents, [(e.name, e.state) for e in kept]
+        assert any("later version" in (e.name or "") for e in kept)
+    finally:
+        world.emulator.resume_api()
+        rig.queue.close()
+        files_http.close()
+        rig.client.close()
