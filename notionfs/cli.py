@@ -23,7 +23,7 @@ COMMANDS = ("mount", "cache", "emulator")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="notionfs", description="Mount a Notion workspace as a read-only filesystem."
+        prog="notionfs", description="Mount a Notion workspace as a drive."
     )
     parser.add_argument("--version", action="version", version=f"notionfs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -72,8 +72,9 @@ class Settings:
     # Write path: bytes being written are staged under <cache_dir>/staging, at most this many
     # in all (a write past it fails with ENOSPC); multi_part uploads send parts of
     # upload_part_bytes (Notion takes 5-20 MiB), upload_parts_in_flight at a time.
-    # --writable: files created, written and removed go back to Notion (docs/SEMANTICS.md).
-    writable: bool = False
+    # Files created, written and removed go back to Notion (docs/SEMANTICS.md); --read-only
+    # mounts without the write layer.
+    writable: bool = True
     staging_max_bytes: int = 10 * 1024 * MiB
     upload_part_bytes: int = 10 * MiB
     upload_parts_in_flight: int = 3

@@ -352,7 +352,8 @@ def _take_lock(path: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise ConfigError(
-            f"the upload journal {path.parent} is in use by another notionfs process"
+            f"the upload journal {path.parent} is in use by another notionfs mount of this "
+            "workspace (one mount at a time saves into a workspace)"
         ) from None
     return fd
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import sys
 import threading
@@ -39,8 +40,8 @@ logger = logging.getLogger("notionfs")
 DEMO_DATA_DIR = Path.home() / ".cache" / "notionfs" / "demo"
 
 MOUNT_DESCRIPTION = """\
-Mount a Notion workspace at MOUNTPOINT as a read-only filesystem (--writable: files saved
-into it go back to Notion). The command returns once the mount answers (add --foreground to
+Mount a Notion workspace at MOUNTPOINT as a drive: files saved into it go back to Notion
+(--read-only: refuse every write). The command returns once the mount answers (add --foreground to
 keep it in the terminal; Ctrl-C then unmounts).
 
 The integration token is read from the NOTION_TOKEN environment variable, or from the file
@@ -123,10 +124,17 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
         "--demo", action="store_true",
         help="mount the bundled demo workspace, no token needed (default: off)",
     )
-    p.add_argument(
+    writes = p.add_mutually_exclusive_group()
+    writes.add_argument(
+        "--read-only", action="store_true",
+        help="refuse every write (default: writable: new files, overwrites and deletions go "
+        "back to Notion, staged under the cache directory until uploaded)",
+    )
+    writes.add_argument(
         "--writable", action="store_true",
-        help="save into the mount: new files, overwrites and deletions go back to Notion, "
-        "staged under the cache directory until uploaded (default: read-only)",
+        help="fail rather than mount read-only when writes cannot be set up (default: "
+        "writable, or read-only with a warning when another mount of the workspace holds "
+        "its upload journal)",
     )
     p.add_argument(
         "--allow-other", action="store_true",
@@ -194,7 +202,7 @@ def mount_command(args: argparse.Namespace) -> int:
         "debug": args.debug,
         "fuse_binding": args.fuse_binding,
         "metadata_cache": False if args.no_metadata_cache else None,
-        "writable": True if getattr(args, "writable", False) else None,
+        "writable": False if getattr(args, "read_only", False) else None,
     }
     try:
         binding = check_fuse_available(
@@ -215,7 +223,7 @@ def mount_command(args: argparse.Namespace) -> int:
             workspace_name, identity = _who(settings, client)
             _serve(
                 binding, settings, client, mountpoint, workspace_name, extra, lifecycle,
-                identity,
+                identity, require_writable=bool(getattr(args, "writable", False)),
             )  # fmt: skip
     except KeyboardInterrupt:
         print("notionfs: interrupted", file=sys.stderr)
@@ -272,6 +280,8 @@ def _serve(
     extra: dict[str, Any],
     lifecycle: StopOnSignal,
     identity: StoreIdentity | None = None,
+    *,
+    require_writable: bool = False,
 ) -> None:
     from .fuse_ops import run_fuse
     from .fusebind import fuse_options, tune_read_ahead
@@ -279,9 +289,6 @@ def _serve(
     from .remote import file_host_client
     from .workspace import NotionWorkspace
 
-    options = fuse_options(
-        settings, f"notion:{workspace_name}", extra, libfuse_major=binding.libfuse_major
-    )
     # File hosts get their own client: the Notion token must never travel to them.
     files_http = file_host_client(settings)
     persist = None
@@ -303,7 +310,17 @@ def _serve(
     source: Any = workspace
     queue = None
     if settings.writable:
-        source, queue = _writable(settings, client, workspace, identity, workspace_name)
+        try:
+            source, queue = _writable(settings, client, workspace, identity, workspace_name)
+        except (ConfigError, OSError) as exc:
+            if require_writable:
+                workspace.close()
+                raise
+            logger.warning("mounting read-only: %s", exc)
+            settings = dataclasses.replace(settings, writable=False)
+    options = fuse_options(
+        settings, f"notion:{workspace_name}", extra, libfuse_major=binding.libfuse_major
+    )
     if binding.libfuse_major >= 3 and settings.read_ahead_kb > 0:
         _when_mounted(lifecycle, lambda: tune_read_ahead(str(mountpoint), settings.read_ahead_kb))
     try:

@@ -18,7 +18,7 @@ logger = logging.getLogger("notionfs")
 # Options mount(8) and fstab use for their own purposes; a helper must not hand them to FUSE.
 HELPER_IGNORED_OPTIONS = frozenset(
     {"defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev",
-     "nofail", "rw", "ro", "sync", "async"}
+     "nofail", "rw", "sync", "async"}
 )
 
 # fstab option -> `notionfs mount` flag taking a value.
@@ -37,7 +37,7 @@ HELPER_USAGE = (
     "usage: mount.fuse.notionfs SOURCE MOUNTPOINT [-o token_file=PATH,OPTIONS]\n"
     "  SOURCE: `notion`, or the API base URL (https://api.notion.com)\n"
     "  options: token_file, api_url, notion_version, cache_size, metadata_ttl, deadline,\n"
-    "  rate_limit, log_file, debug, writable; FUSE options (allow_other, uid=, ...) pass through"
+    "  rate_limit, log_file, debug, ro (read-only), writable; FUSE options (allow_other, uid=, ...) pass through"
 )
 
 def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:
@@ -83,8 +83,10 @@ def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:
                 command += [HELPER_VALUE_OPTIONS[key], value]
         elif key == "debug":
             command.append("--debug")
-        elif key == "writable":  # not "rw": mount(8) passes rw to every mount by default
+        elif key == "writable":
             command.append("--writable")
+        elif key == "ro":
+            command.append("--read-only")
         elif key in HELPER_IGNORED_OPTIONS or key.startswith(("x-", "comment")):
             continue
         else:

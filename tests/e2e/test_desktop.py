@@ -37,7 +37,7 @@ NAMES_NOBODY_HAS = [
 ]
 
 
-# ---- one mount for the read-only checks: nothing here changes the workspace -----------------
+# ---- one read-only mount for these checks: nothing here changes the workspace -------------
 
 
 class Desk:
@@ -65,7 +65,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory, big_data_dir: Path) -> Iterat
         file_block("file", FileSpec("never.bin", pattern_bytes(1000, "never")))
     ])
     workspace = Workspace(name=WORKSPACE_NAME, pages=[*gallery, *big, cached, unopened])
-    args = ("--metadata-ttl", "300", "--cache-size", str(CACHE_BYTES))
+    args = ("--read-only", "--metadata-ttl", "300", "--cache-size", str(CACHE_BYTES))
     with mounted(tmp_path_factory.mktemp("desk"), workspace, args=args) as m:
         assert sorted(os.listdir(m.path)) == ["Big file", "Cached", "Gallery", "Unopened"]
         yield Desk(m, workspace)

@@ -154,7 +154,7 @@ def test_the_helper_run_as_mount8_runs_it(
         assert done.returncode == 0, done.stderr
         entry = mount_entry(mountpoint)
         assert entry is not None and entry["fstype"] == "fuse.notionfs"
-        assert "ro" in entry["options"].split(",")  # rw from mount(8) does not make it writable
+        assert "rw" in entry["options"].split(",")  # writable unless the options say ro
         assert FOLDER in os.listdir(mountpoint)
     finally:
         subprocess.run([fusermount(), "-u", str(mountpoint)], check=False, timeout=20)

@@ -172,7 +172,7 @@ def test_errors_reach_programs_with_the_right_errno(tmp_path: Path, fuse_binding
     import errno
     import subprocess
 
-    with mounted(tmp_path, samples.nested_files()) as m:
+    with mounted(tmp_path, samples.nested_files(), args=("--read-only",)) as m:
         page = m.path / "Nested files"
         assert (page / "top.png").stat().st_size > 0
         cases = [

@@ -265,9 +265,9 @@ def test_a_copy_out_is_the_copiers_to_delete_and_the_mount_stays_read_only() -> 
         if shutil.which("useradd") is None or shutil.which("setpriv") is None:
             pytest.skip("running as root without useradd/setpriv to act as a normal user")
         uid, gid = _other_user()
-        args: tuple[str, ...] = ("--allow-other",)  # root may always share its mount
+        args: tuple[str, ...] = ("--read-only", "--allow-other")  # root may share its mount
     else:
-        uid, gid, args = os.getuid(), os.getgid(), ()
+        uid, gid, args = os.getuid(), os.getgid(), ("--read-only",)
     # A base every user can reach (pytest's own tmp dirs are 0700).
     base = Path(tempfile.mkdtemp(prefix="notionfs-modes-"))
     try:
@@ -329,7 +329,7 @@ def test_glib_view_of_the_mount_is_what_the_docs_say(tmp_path: Path) -> None:
 @requires_fuse
 @requires_gio
 def test_gio_trash_says_read_only(tmp_path: Path) -> None:
-    with mounted(tmp_path, samples.nested_files()) as m:
+    with mounted(tmp_path, samples.nested_files(), args=("--read-only",)) as m:
         target = m.path / FILE
         done = subprocess.run(["gio", "trash", str(target)], capture_output=True, text=True,
                               timeout=60, env=dict(os.environ, LANG="C", LC_ALL="C"))

@@ -48,26 +48,28 @@ def _unmount(m: Mount) -> None:
 
 @contextmanager
 def remounted(m: Mount, tmp_path: Path, name: str, *args: str,
-              same_cache: bool = False) -> Iterator[Path]:
-    """A second mount process on ``m``'s emulator, with a cache of its own (nothing learnt
-    by the first mount's metadata cache or staging area), or with the first one's (its
-    journal and staged files: what a restart after a crash finds)."""
+              same_cache: bool = False, at: Path | None = None) -> Iterator[Path]:
+    """A second mount process on ``m``'s emulator (at ``m``'s mountpoint, or ``at`` beside
+    it), with a cache of its own (nothing learnt by the first mount's metadata cache or
+    staging area), or with the first one's (its journal and staged files: what a restart
+    after a crash finds)."""
+    mountpoint = m.path if at is None else at
     log = tmp_path / f"{name}.log"
     env_cache = tmp_path / ("cache" if same_cache else f"cache-{name}")
     old = os.environ.get("NOTIONFS_CACHE_DIR")
     os.environ["NOTIONFS_CACHE_DIR"] = str(env_cache)
     try:
-        proc = start_mount(m.emulator, m.path, log, "--poll-interval", "0", *args)
+        proc = start_mount(m.emulator, mountpoint, log, "--poll-interval", "0", *args)
     finally:
         if old is None:
             os.environ.pop("NOTIONFS_CACHE_DIR", None)
         else:
             os.environ["NOTIONFS_CACHE_DIR"] = old
     try:
-        wait_mounted(proc, m.path, log)
+        wait_mounted(proc, mountpoint, log)
         yield log
     finally:
-        subprocess.run([fusermount(), "-u", str(m.path)], check=False, timeout=30)
+        subprocess.run([fusermount(), "-u", str(mountpoint)], check=False, timeout=30)
         assert proc.wait(timeout=30) == 0, log.read_text()
 
 
@@ -86,6 +88,41 @@ def block_names(m: Mount, page_title: str) -> list[str]:
 
     visit(page.children)
     return names
+
+
+def test_a_mount_is_writable_by_default_and_a_second_one_of_the_workspace_reads_only(
+    tmp_path: Path,
+) -> None:
+    data = b"saved by a mount given no flags\n"
+    with mounted(tmp_path, samples.nested_files(), args=("--deadline", "20")) as m:
+        (m.path / PAGE / "plain.txt").write_bytes(data)
+        assert files_of(m.path / PAGE)["plain.txt"] == sha(data)
+        assert block_names(m, "Page in column").count("plain.txt") == 1
+        # A second mount of the same workspace with the same cache: the first owns the
+        # upload journal, so this one serves reads only, and says why.
+        beside = tmp_path / "beside"
+        beside.mkdir()
+        with remounted(m, tmp_path, "beside", same_cache=True, at=beside) as log:
+            assert files_of(beside / PAGE)["plain.txt"] == sha(data)
+            with pytest.raises(OSError) as refused:
+                (beside / PAGE / "other.txt").write_bytes(b"x")
+            assert refused.value.errno == errno.EROFS
+            assert "mounting read-only" in log.read_text()
+            assert "in use by another notionfs mount" in log.read_text()
+        # --writable insists: no silent read-only mount.
+        old = os.environ.get("NOTIONFS_CACHE_DIR")
+        os.environ["NOTIONFS_CACHE_DIR"] = str(tmp_path / "cache")
+        try:
+            insisting = start_mount(m.emulator, beside, tmp_path / "insist.log", "--writable")
+        finally:
+            os.environ.pop("NOTIONFS_CACHE_DIR", None)
+            if old is not None:
+                os.environ["NOTIONFS_CACHE_DIR"] = old
+        assert insisting.wait(timeout=60) == 2
+        said = insisting.stdout.read().decode() if insisting.stdout else ""
+        assert "in use by another notionfs mount" in said, said
+        (m.path / PAGE / "plain.txt").unlink()  # the first mount still writes
+    assert block_names(m, "Page in column").count("plain.txt") == 0
 
 
 def test_cp_rsync_and_back_out_then_a_fresh_mount_shows_exactly_them(tmp_path: Path) -> None:

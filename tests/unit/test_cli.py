@@ -23,11 +23,13 @@ def test_helper_maps_fstab_options_and_passes_fuse_ones_through() -> None:
     ]
 
 
-def test_helper_writable_option_makes_a_writable_mount_and_rw_does_not() -> None:
+def test_helper_ro_makes_a_read_only_mount_and_writable_insists_on_writes() -> None:
     assert mounthelper.mount_helper_argv(["notion", "/m", "-o", "rw,writable"]) == [
         "mount", "/m", "--quiet-success", "--writable"]
     assert mounthelper.mount_helper_argv(["notion", "/m", "-o", "rw"]) == [
         "mount", "/m", "--quiet-success"]
+    assert mounthelper.mount_helper_argv(["notion", "/m", "-o", "ro,noauto"]) == [
+        "mount", "/m", "--quiet-success", "--read-only"]
 
 
 def test_helper_api_url_option_wins_over_a_label_source() -> None:
