@@ -42,7 +42,9 @@ FILE_MODE = 0o644
 # $topdir/.Trash-$uid fails with "Unable to find or create trash directory". An empty,
 # sticky $topdir/.Trash/$uid/{info,files} (the spec's administrator-made trash) leads it on
 # to creating the info file, which fails as what it is: "Read-only file system". Looked up
-# by name only; listings never show it.
+# by name only; listings never show it. A writable mount shows none: GLib's mkdir of
+# $topdir/.Trash-$uid is refused (the root holds no pages to make), so GLib says it cannot
+# trash there and file managers offer "Delete", which moves the item to Notion's trash.
 TRASH_DIR = "/.Trash"
 TRASH_SUBDIRS = ("info", "files")
 TRASH_INODE = 0x7E5A << 48  # far above the counted inodes of nodes; + 0..3
@@ -116,6 +118,7 @@ class NotionOperations:
     """FUSE callbacks over a MountSource. Every call is bounded by ``settings.op_deadline_s``."""
 
     use_ns = True
+    _glib_trash = True  # the empty trash folders of a read-only mount (see TRASH_DIR)
 
     def __init__(
         self, source: MountSource, settings: Settings, mounted: threading.Event | None = None
@@ -204,7 +207,7 @@ class NotionOperations:
 
     @operation(MEMORY)
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
-        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
+        if self._glib_trash and (path == TRASH_DIR or path.startswith(TRASH_DIR + "/")):
             return self._trash_attrs(path)
         return self._attrs(self._node(path))
 
@@ -247,7 +250,7 @@ class NotionOperations:
 
     @operation(MEMORY)
     def readdir(self, path: str, fh: Any, *flags: Any) -> list[DirEntry]:
-        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
+        if self._glib_trash and (path == TRASH_DIR or path.startswith(TRASH_DIR + "/")):
             attrs = self._trash_attrs(path)
             return [(".", {"st_ino": attrs["st_ino"], "st_mode": stat.S_IFDIR}, 0),
                     ("..", None, 0)]
@@ -442,6 +445,8 @@ class WritableOperations(NotionOperations):
     (``cp -p`` and ``rsync -a`` set the mode and owner a file already shows) and times,
     which are accepted and not kept."""
 
+    _glib_trash = False  # GLib finds no trash folder and offers "Delete" (see TRASH_DIR)
+
     def __init__(
         self,
         source: WritableSource,
@@ -546,11 +551,6 @@ class WritableOperations(NotionOperations):
 
     @operation(MEMORY)
     def access(self, path: str, amode: int) -> int:
-        if path == TRASH_DIR or path.startswith(TRASH_DIR + "/"):
-            self._trash_attrs(path)
-            if amode & os.W_OK:
-                raise FuseError(errno.EROFS)
-            return 0
         node = self._node(path)
         if amode & os.W_OK and not node.is_dir and node.kind is Kind.GENERATED:
             raise FuseError(errno.EACCES)

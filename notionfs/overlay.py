@@ -656,11 +656,12 @@ class WriteOverlay:
             self._move_local(local, new_name, None)
             return
         if not local.scratch and local.result_id is not None and not local.dirty:
-            if self.lookup(new) is not None:
-                raise NotWritableError(f"{new_name!r} exists: remove it first")
+            replaced = self._replaceable(new, new_name)
             kind = str(self._api.get_block(local.result_id).get("type", "file"))
             check_file(new_name, into=kind)
             self._api.rename_file_block(local.result_id, kind, new_name)
+            if replaced is not None:
+                self._remove_replaced(replaced)
             self._move_local(local, new_name, None)
             self._ws.invalidate_key(local.folder_key)
             return
@@ -689,17 +690,42 @@ class WriteOverlay:
             raise GeneratedFileError(f"{node.name!r} is generated from the page: read only")
         if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
             raise NotWritableError(f"{node.name!r} is not a file block: it keeps its name")
-        if self.lookup(new) is not None:
-            raise NotWritableError(f"{name!r} exists: remove it first")
         if is_scratch_name(name):
             raise NotWritableError(f"{name!r} is a temporary name: Notion files keep theirs")
+        replaced = self._replaceable(new, name)
         kind = str(self._api.get_block(node.object_id).get("type", "file"))
         check_file(name, into=kind)
         self._api.rename_file_block(node.object_id, kind, name)
         logger.info("%r renamed to %r (block %s)", node.name, name, node.object_id)
+        if replaced is not None:
+            self._remove_replaced(replaced)
         folder = self._ws.lookup(parent)
         if folder is not None:
             self._ws.invalidate(folder)
+
+    def _replaceable(self, path: str, name: str) -> Node | None:
+        """The file a rename onto ``path`` replaces (None: the name is free), or why it may
+        not be replaced. Checked before anything changes in Notion."""
+        replaced = self.lookup(path)
+        if replaced is None:
+            return None
+        if replaced.is_dir:
+            raise NotWritableError(f"{name!r} is a folder: a file cannot replace it")
+        if self._by_node(replaced) is None and (
+            replaced.kind is not Kind.FILE or replaced.role is not Role.BLOCK
+        ):
+            raise NotWritableError(f"{name!r} is not a file block: it cannot be replaced")
+        return replaced
+
+    def _remove_replaced(self, replaced: Node) -> None:
+        """The file a rename replaced goes to Notion's trash, after the renamed file holds
+        its name: a failure here leaves both in Notion (the listing tells them apart), never
+        neither."""
+        local = self._by_node(replaced)
+        if local is not None:
+            self._unlink_local(local)
+        else:
+            self._trash(replaced)
 
     # ---- folders: pages and rows -------------------------------------------------------------
 
@@ -717,11 +743,8 @@ class WriteOverlay:
         node = self.lookup(path)
         if node is None:
             raise NoSuchPathError(f"no folder {path!r}")
-        if node.kind is not Kind.PAGE or not node.object_id:
-            raise NotWritableError(f"{path!r} is not a page: only pages are removed")
-        inside = [c.name for c in self.listdir(node) if c.kind is not Kind.GENERATED]
-        if inside:
-            raise FolderNotEmptyError(f"{path!r} still holds {', '.join(inside[:3])}")
+        self._check_empty_page(path, node)
+        assert node.object_id is not None
         self._api.trash_page(node.object_id)
         logger.info("%r: page %s moved to Notion's trash (kept there 30 days)", path,
                     node.object_id)
@@ -729,12 +752,21 @@ class WriteOverlay:
         if folder is not None:
             self._ws.invalidate(folder)
 
+    def _check_empty_page(self, path: str, node: Node) -> None:
+        """A page folder that may go to the trash: nothing in it but generated text."""
+        if node.kind is not Kind.PAGE or not node.object_id:
+            raise NotWritableError(f"{path!r} is not a page: only pages are removed")
+        inside = [c.name for c in self.listdir(node) if c.kind is not Kind.GENERATED]
+        if inside:
+            raise FolderNotEmptyError(f"{path!r} still holds {', '.join(inside[:3])}")
+
     def _rename_folder(self, node: Node, old_parent: str, new_parent: str, name: str,
                        new: str) -> None:
         if node.kind is not Kind.PAGE or not node.object_id:
             raise NotWritableError(f"{node.name!r} is not a page: it keeps its name and place")
-        if self.lookup(new) is not None:
-            raise NotWritableError(f"{new!r} exists")
+        replaced = self.lookup(new)
+        if replaced is not None:
+            self._check_empty_page(new, replaced)  # rename(2) replaces only an empty folder
         source = self._ws.lookup(old_parent)
         target = self._ws.lookup(new_parent)
         if target is None:
@@ -745,6 +777,10 @@ class WriteOverlay:
         if name != node.name:
             self._api.rename_page(node.object_id, name)
             logger.info("page %s retitled %r", node.object_id, name)
+        if replaced is not None and replaced.object_id:
+            self._api.trash_page(replaced.object_id)
+            logger.info("%r: the empty page %s it replaced moved to Notion's trash", new,
+                        replaced.object_id)
         for folder in (source, target):
             if folder is not None:
                 self._ws.invalidate(folder)

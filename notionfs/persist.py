@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .client import NotionClient
+from .errors import NotionFSError
 from .fileurl import Resolver
 from .lister import Found
 from .models import FileRef, User
@@ -246,6 +247,9 @@ class Persistence:
                 "blocks": block_ids,
             }  # fmt: skip
             self.store.put_listing(folder_key, fetched_at, payload)
+        except NotionFSError as exc:  # the page text needed Notion, which could not answer now
+            logger.info("listing of %s not kept on disk (%s): the next mount lists it again",
+                        folder_key, exc)
         except Exception:  # never let the cache break the mount
             logger.exception("could not keep the listing of %s on disk", folder_key)
 

@@ -163,8 +163,8 @@ class Writer(Reader, Protocol):
 
 @runtime_checkable
 class WritableSource(MountSource, Protocol):
-    """A MountSource that also takes writes (``--writable``). Paths are "/a/b"; failures
-    are notionfs errors (the adapter maps them to errno). Implemented by
+    """A MountSource that also takes writes (every mount but ``--read-only``). Paths are
+    "/a/b"; failures are notionfs errors (the adapter maps them to errno). Implemented by
     ``overlay.WriteOverlay`` over a NotionWorkspace."""
 
     def create(self, path: str) -> Writer:

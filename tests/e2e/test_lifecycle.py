@@ -263,12 +263,20 @@ def mount_options(platform: str, monkeypatch: pytest.MonkeyPatch, *argv: str) ->
     return dict(fusebind.fuse_options(Settings(), "notion:Field, Notes\\\n", extra))
 
 
+def fusebind_options(settings: Settings) -> dict[str, Any]:
+    from notionfs import fusebind
+
+    return dict(fusebind.fuse_options(settings, "notion:x", {}))
+
+
 def test_linux_options_name_the_mount_and_share_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     options = mount_options("linux", monkeypatch)
     assert options["fsname"] == "notion:Field Notes"  # no comma, backslash or newline in -o
     assert options["subtype"] == "notionfs"
-    assert options["ro"] is True
+    assert "ro" not in options  # writable unless --read-only
     assert not {"allow_other", "volname", "noappledouble"} & set(options)
+    read_only = dict(fusebind_options(Settings(writable=False)))
+    assert read_only["ro"] is True
 
 
 def test_macos_options_add_the_volume_name(monkeypatch: pytest.MonkeyPatch) -> None:

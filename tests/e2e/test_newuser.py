@@ -369,3 +369,24 @@ def test_building_the_package_prints_no_deprecation(tmp_path: Path) -> None:
     assert not re.search(r"deprecat", output, re.I), [
         line for line in output.splitlines() if re.search(r"deprecat", line, re.I)]
     assert list((tmp_path / "dist").glob("notionfs-*.whl"))
+
+
+@requires_fuse
+@requires_gio
+def test_gio_trash_on_a_writable_mount_offers_delete_which_trashes_in_notion(
+    tmp_path: Path,
+) -> None:
+    with mounted(tmp_path, samples.nested_files(), args=("--deadline", "20")) as m:
+        target = m.path / FILE
+        done = subprocess.run(["gio", "trash", str(target)], capture_output=True, text=True,
+                              timeout=60, env=dict(os.environ, LANG="C", LC_ALL="C"))
+        # GLib finds no trash folder it may use: file managers then offer "Delete".
+        assert done.returncode != 0
+        assert "Unable to find or create trash directory" in done.stderr, done.stderr
+        assert target.exists()
+        assert not (m.path / ".Trash").exists() and not (m.path / ".Trash-0").exists()
+        assert ".Trash-0" not in os.listdir(m.path)
+        trashed = m.emulator.counters.calls("DELETE /v1/blocks/{id}")
+        subprocess.run(["gio", "remove", str(target)], check=True, timeout=60)
+        assert not target.exists()
+        assert m.emulator.counters.calls("DELETE /v1/blocks/{id}") == trashed + 1

@@ -305,6 +305,45 @@ def test_mkdir_rmdir_and_renames_of_folders_and_files(tmp_path: Path) -> None:
     assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "final.txt"]
 
 
+def test_renames_onto_names_notion_already_has_replace_them(tmp_path: Path) -> None:
+    """rename(2) onto an existing name replaces it, as on any disk: the file renamed takes
+    the name, the one it replaced goes to Notion's trash; an empty folder likewise."""
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        (page / "old.txt").write_bytes(b"old version\n")
+        (page / "new.txt").write_bytes(b"new version\n")
+        _unmount(m)  # both are plain Notion file blocks for the next mount
+        with remounted(m, tmp_path, "again", "--deadline", "20"):
+            subprocess.run(["mv", "-f", str(page / "new.txt"), str(page / "old.txt")],
+                           check=True, timeout=30)
+            assert files_of(page) == {"column-notes.txt": files_of(page)["column-notes.txt"],
+                                      "old.txt": sha(b"new version\n")}
+            with pytest.raises(OSError) as onto_index:
+                os.rename(page / "old.txt", page / "index.md")
+            assert onto_index.value.errno == errno.EPERM
+            top = m.path / "Nested files"
+            os.mkdir(top / "Blank")
+            os.mkdir(top / "Drafts")
+            (top / "Drafts" / "d.txt").write_bytes(b"d\n")
+            os.rename(top / "Drafts", top / "Blank")  # onto an empty folder: replaces it
+            assert (top / "Blank" / "d.txt").read_bytes() == b"d\n"
+            assert not (top / "Drafts").exists()
+            os.mkdir(top / "Full")
+            (top / "Full" / "f.txt").write_bytes(b"f\n")
+            with pytest.raises(OSError) as not_empty:
+                os.rename(top / "Blank", top / "Full")
+            assert not_empty.value.errno == errno.ENOTEMPTY
+        with remounted(m, tmp_path, "fresh"):
+            assert files_of(page)["old.txt"] == sha(b"new version\n")
+            assert "new.txt" not in files_of(page)
+            assert sorted(os.listdir(m.path / "Nested files" / "Blank")) == ["d.txt",
+                                                                              "index.md"]
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "old.txt"]
+    titles = [n.title for n in m.emulator.workspace.walk()
+              if isinstance(n, Page) and not n.in_trash]
+    assert titles.count("Blank") == 1 and "Drafts" not in titles
+
+
 def test_the_change_feed_never_hides_what_is_not_uploaded_yet(tmp_path: Path) -> None:
     data = os.urandom(70_000)
     children_route = "GET /v1/blocks/{id}/children"
@@ -436,6 +475,31 @@ def test_a_200_mib_file_goes_up_in_parts_one_failed_part_resent(tmp_path: Path) 
         with remounted(m, tmp_path, "fresh"):
             assert sha256_file(m.path / PAGE / "film.mp4") == digest
     assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "film.mp4"]
+
+
+def test_a_1_gib_save_keeps_the_mount_s_memory_flat(tmp_path: Path) -> None:
+    """1 GiB written through the kernel and uploaded: the mount's peak resident set stays
+    within its read cache bound + 100 MiB of what it was before (bytes are staged on disk
+    and sent in streamed parts)."""
+    cache_mib = 64
+    src = tmp_path / "archive.bin"
+    digest = _big_file(src, 1024)
+    args = ("--deadline", "600", "--cache-size", f"{cache_mib}M")
+    with mounted(tmp_path, samples.nested_files(), args=args) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        before = _peak_rss_mib(m.proc.pid)
+        subprocess.run(["dd", f"if={src}", f"of={page / 'archive.bin'}", "bs=4M",
+                        "status=none"], check=True, timeout=600)
+        peak = _peak_rss_mib(m.proc.pid)
+        print(f"\npeak RSS of the mount: {before:.0f} MiB before, {peak:.0f} MiB after a "
+              "1 GiB save")
+        assert peak - before < cache_mib + 100
+        assert m.emulator.counters.calls("POST /v1/file_uploads") == 1
+        assert m.emulator.counters.calls(SEND) == 103  # 10 MiB parts
+        assert sha256_file(page / "archive.bin") == digest  # read back through the mount
+        assert _peak_rss_mib(m.proc.pid) - before < cache_mib + 100
+    assert sorted(block_names(m, "Page in column")) == ["archive.bin", "column-notes.txt"]
 
 
 def test_kill_9_during_an_upload_and_the_next_mount_finishes_it(tmp_path: Path) -> None:
