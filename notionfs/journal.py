@@ -47,7 +47,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("append", "replace", "property", "trash")
+ACTIONS = ("append", "replace", "property", "trash", "follow")
 # staged: bytes on disk, nothing sent; uploading: a file upload exists, some parts sent;
 # uploaded: Notion has every byte; attaching: the attach request may have been sent (its
 # outcome is checked before it is sent again); done; failed: Notion refused it for good.
@@ -95,7 +95,11 @@ class Target:
       overwriting someone else's newer version (ConflictError);
     - ``property``: a new entry at the end of page ``page_id``'s files property
       ``property_name`` (its name or id), the existing entries kept in order;
-    - ``trash``: block ``block_id`` moved to the trash.
+    - ``trash``: block ``block_id`` moved to the trash;
+    - ``follow``: a later version of the file entry ``after`` (an ``append`` still under
+      way) uploads: it waits for that entry (same key) and becomes, in the transaction that
+      finishes it, a ``replace`` of the block it made, or, if it failed for good, an
+      ``append`` of its own. Journalled at once, so a crash in between loses neither.
     """
 
     action: str
@@ -105,6 +109,7 @@ class Target:
     page_id: str | None = None
     property_name: str | None = None
     expect_edited: str | None = None
+    after: str | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -114,6 +119,7 @@ class Target:
             "replace": (self.block_id,),
             "property": (self.page_id, self.property_name),
             "trash": (self.block_id,),
+            "follow": (self.after, self.parent_id, self.block_kind),
         }[self.action]
         if not all(needed):
             raise ValueError(f"{self.action} target is missing its ids")
@@ -134,10 +140,22 @@ class Target:
     def trash(cls, block_id: str) -> Target:
         return cls("trash", block_id=block_id)
 
+    @classmethod
+    def follow(cls, after: str, parent_id: str, block_kind: str) -> Target:
+        return cls("follow", after=after, parent_id=parent_id, block_kind=block_kind)
+
+    def settled(self, first: Entry | None) -> Target:
+        """A ``follow`` target once its first version ``first`` finished (None: it never
+        made a block): a replace of that block, or an append of its own."""
+        assert self.action == "follow" and self.parent_id and self.block_kind
+        if first is not None and first.state == "done" and first.result_id:
+            return Target.replace(first.result_id)
+        return Target.append(self.parent_id, self.block_kind)
+
     @property
     def key(self) -> str:
         """What two entries must not change at once: entries with one key run in order."""
-        if self.action == "append":
+        if self.action in ("append", "follow"):
             return f"children:{self.parent_id}"
         if self.action == "property":
             return f"property:{self.page_id}:{self.property_name}"
@@ -237,6 +255,8 @@ class Journal:
         """A new entry in state ``staged``, durable when this returns."""
         now = self._clock()
         with self._lock:
+            if target.action == "follow":
+                target = self._follow(target)
             row = self._conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM entries").fetchone()
             entry = Entry(
                 id=str(uuid.uuid4()),
@@ -262,6 +282,31 @@ class Journal:
         with self._lock:
             self._write(saved, insert=False)
         return saved
+
+    def _follow(self, target: Target) -> Target:
+        """A follow target as it may be journalled now: as is while its first version runs,
+        settled if that one already finished. KeyError if the journal no longer holds it
+        (tidied away after it landed: the caller knows its block)."""
+        self._check_open()
+        assert target.after is not None
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE id = ?",
+                                  (target.after,)).fetchall()
+        if not rows:
+            raise KeyError(f"no journal entry {target.after}")
+        first = _entry(rows[0])
+        return target.settled(first) if first.finished else target
+
+    def _settle_followers(self, first: Entry) -> None:
+        """In ``first``'s finishing transaction: its followers become what they now are."""
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE action = 'follow'"
+                                  ).fetchall()
+        for row in rows:
+            follower = _entry(row)
+            if follower.target.after == first.id:
+                self._conn.execute(
+                    "UPDATE entries SET action = ?, target = ? WHERE id = ?",
+                    (*_target_columns(follower.target.settled(first)), follower.id),
+                )
 
     def delete(self, entry_id: str) -> None:
         with self._lock:
@@ -313,6 +358,8 @@ class Journal:
                                           (*values[1:], entry.id))
                 if done.rowcount != 1:
                     raise KeyError(f"no journal entry {entry.id}")
+                if entry.finished:
+                    self._settle_followers(entry)
 
 
 _COLUMN_NAMES = (
@@ -322,6 +369,10 @@ _COLUMN_NAMES = (
     "created_at", "updated_at",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
+
+
+def _target_columns(target: Target) -> tuple[str, str]:
+    return target.action, target.to_json()
 
 
 def _row(entry: Entry) -> tuple[Any, ...]:

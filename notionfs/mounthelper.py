@@ -37,7 +37,8 @@ HELPER_USAGE = (
     "usage: mount.fuse.notionfs SOURCE MOUNTPOINT [-o token_file=PATH,OPTIONS]\n"
     "  SOURCE: `notion`, or the API base URL (https://api.notion.com)\n"
     "  options: token_file, api_url, notion_version, cache_size, metadata_ttl, deadline,\n"
-    "  rate_limit, log_file, debug, ro (read-only), writable; FUSE options (allow_other, uid=, ...) pass through"
+    "  rate_limit, log_file, debug, ro (read-only), writable; FUSE options (allow_other,\n"
+    "  uid=, ...) pass through"
 )
 
 def mount_helper_argv(argv: Sequence[str]) -> list[str] | None:

@@ -92,6 +92,10 @@ class _Local:
     dirty: bool = True
     version: int = 0
     entry_id: str | None = None
+    # Entries of earlier versions still running that ``entry_id`` follows (oldest first),
+    # and whether ``entry_id`` is such a follower (later versions then follow it too).
+    earlier: list[str] = field(default_factory=list)
+    following: bool = False
     handed_over: bool = False  # the queue owns ``staged``'s path: copy before writing again
     result_id: str | None = None
     done_at: float | None = None  # monotonic time the upload was confirmed
@@ -164,6 +168,18 @@ class WriteOverlay:
             self._ws.invalidate_key(key)
         with self._lock:
             local = next((f for f in self._by_key.values() if f.entry_id == entry.id), None)
+            earlier = None
+            if local is None:
+                earlier = next((f for f in self._by_key.values() if entry.id in f.earlier),
+                               None)
+        if earlier is not None:
+            # An earlier version landed; the later ones follow it into the same block.
+            with earlier.lock:
+                if entry.id in earlier.earlier:
+                    earlier.earlier.remove(entry.id)
+                if entry.result_id:
+                    earlier.result_id = entry.result_id
+            return
         if local is None:
             return
         # Landed after its program gave up waiting. Not under local.lock: a flush may hold
@@ -171,6 +187,8 @@ class WriteOverlay:
         if entry.result_id:
             local.result_id = entry.result_id
             local.target = Target.replace(entry.result_id)
+        local.following = False
+        local.earlier.clear()
         local.done_at = self._clock()
         if local.dirty and local.opens == 0 and not local.scratch:
             # Written again while its first upload was pending: now a replace of its block.
@@ -493,14 +511,34 @@ class WriteOverlay:
         with local.lock:
             if local.scratch or not local.dirty or local.removed:
                 return
-            self._settle_previous(local)
-            target = local.target or self._new_target(local)
-            entry = self._queue.submit(local.staged, target, name=local.name)
+            entry = self._submit_version(local)
             local.entry_id = entry.id
             local.handed_over = True
             local.dirty = False
             local.done_at = None
         self._await(local, entry)
+
+    def _submit_version(self, local: _Local) -> Entry:
+        """Journal what ``local`` holds now (under its lock): over the block it has, or a
+        new one; written again while its first upload (a new block) still runs, as that
+        upload's follower, journalled at once (a replace of the block it makes)."""
+        if local.entry_id is not None and (local.target is None or local.following):
+            first = self._new_target(local)
+            assert first.parent_id is not None and first.block_kind is not None
+            follow = Target.follow(local.entry_id, first.parent_id, first.block_kind)
+            try:
+                entry = self._queue.submit(local.staged, follow, name=local.name)
+            except KeyError:  # the first landed and was tidied away: its block is known
+                self._settle_previous(local)
+            else:
+                if entry.target.action == "follow":  # else it already settled
+                    local.earlier.append(local.entry_id)
+                    local.following = True
+                else:
+                    local.following = False
+                return entry
+        return self._queue.submit(local.staged, local.target or self._new_target(local),
+                                  name=local.name)
 
     def _settle_previous(self, local: _Local) -> None:
         """A new file flushed again before its first upload finished: wait for that one,
@@ -552,6 +590,9 @@ class WriteOverlay:
         if done.result_id:
             local.result_id = done.result_id
             local.target = Target.replace(done.result_id)
+        if done.id == local.entry_id:
+            local.following = False
+            local.earlier.clear()
         local.done_at = self._clock()
         self._ws.invalidate_key(local.folder_key)
 
@@ -563,16 +604,14 @@ class WriteOverlay:
             if last:
                 self._close_staged(local)
             return
-        pending_append = local.target is None and local.entry_id is not None
-        if last and local.dirty and not local.scratch and not pending_append:
+        if last and local.dirty and not local.scratch:
             # Closed without a flush (a flush that failed before submitting): hand it
             # over now, in the background; the journal keeps it.
             try:
                 with local.lock:
                     if not local.dirty:
                         return
-                    target = local.target or self._new_target(local)
-                    entry = self._queue.submit(local.staged, target, name=local.name)
+                    entry = self._submit_version(local)
                     local.entry_id, local.handed_over, local.dirty = entry.id, True, False
             except NotionFSError as error:
                 logger.warning("%r: not uploaded, kept locally: %s", local.name, error)
@@ -602,8 +641,8 @@ class WriteOverlay:
 
     def _unlink_local(self, local: _Local, *, keep: bool = False) -> None:
         with local.lock:
-            entry_id = local.entry_id
-        if entry_id is not None and not local.scratch:
+            pending = [] if local.entry_id is None else [local.entry_id, *local.earlier[::-1]]
+        for entry_id in pending if not local.scratch else []:  # the latest version first
             status = self._queue.status(entry_id)
             if status is not None and status.state not in ("done", "failed"):
                 try:

@@ -162,8 +162,8 @@ class UploadQueue:
         journalling nothing, for a file Notion would refuse (type, name, size)."""
         if target.action == "trash":
             raise ValueError("use submit_trash")
-        file_type = check_file(name, into=None if target.action != "append"
-                               else target.block_kind)
+        file_type = check_file(name, into=target.block_kind if target.action in (
+            "append", "follow") else None)
         self.check_size(staged.size, what=repr(name))
         staged.fsync()
         entry = self.journal.add(

@@ -111,6 +111,8 @@ class UploadEngine:
         """Run ``entry`` to ``done``; raises what stopped it (its progress is saved)."""
         if entry.target.action == "trash":
             return self._trash(entry)
+        if entry.target.action == "follow":
+            entry = self._settle(entry)
         staged = self._open_staged(entry)
         try:
             restarted = False
@@ -126,6 +128,17 @@ class UploadEngine:
                     entry = self._restart(entry, "the upload expired before it was attached")
         finally:
             staged.close()
+
+    def _settle(self, entry: Entry) -> Entry:
+        """A later version whose first is journalled: the journal settles it when the first
+        finishes, and entries of one key run in order, so this runs only if that first
+        version's row vanished unfinished (removed by hand): then it is a file of its own."""
+        assert entry.target.after is not None
+        first = self.journal.get(entry.target.after)
+        if first is not None and not first.finished:
+            raise NotionFSError(f"upload {entry.id[:8]} waits for its first version")
+        return self._save(entry.but(target=entry.target.settled(first)),
+                          "its first version finished")
 
     def upload(self, entry: Entry, staged: StagedFile) -> Entry:
         """Only the upload half: the entry ends ``uploaded`` (its file_upload id set)."""

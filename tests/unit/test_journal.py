@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from notionfs.errors import ConfigError
-from notionfs.journal import Journal, Target, file_key, staging_dir
+from notionfs.journal import Entry, Journal, Target, file_key, staging_dir
 
 
-def _add(journal: Journal, target: Target, name: str = "a.png") -> object:
+def _add(journal: Journal, target: Target, name: str = "a.png") -> Entry:
     return journal.add(target, staged_path=Path("/tmp/x.stage"), name=name, size=3,
                        sha256="ab" * 32, content_type="image/png")
 
@@ -68,7 +68,7 @@ def test_one_process_at_a_time(tmp_path: Path) -> None:
         )
         out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
                              text=True, check=True).stdout
-        assert out.startswith("busy:") and "in use by another notionfs process" in out
+        assert out.startswith("busy:") and "in use by another notionfs mount" in out
     Journal(path).close()  # free again once closed (or once its process died)
 
 
@@ -101,3 +101,30 @@ def test_file_keys_ignore_the_signature_and_staging_dirs_split_identities() -> N
     assert one != staging_dir("/c", '{"workspace_id":"w2"}')
     with pytest.raises(ConfigError):
         staging_dir("", "x")
+
+
+def test_a_follower_settles_in_the_transaction_that_finishes_its_first_version(
+    tmp_path: Path,
+) -> None:
+    with Journal(tmp_path / "journal.db") as journal:
+        first = journal.add(Target.append("page-1", "file"), staged_path=tmp_path / "1",
+                            name="a.txt", size=1, sha256=None, content_type="text/plain")
+        follow = Target.follow(first.id, "page-1", "file")
+        assert follow.key == first.target.key  # runs after it, never beside it
+        later = _add(journal, follow, "a.txt")
+        journal.save(first.but(state="done", result_id="block-9"))
+        settled = journal.get(later.id)
+        assert settled is not None and settled.target == Target.replace("block-9")
+        # Once the first finished, a new follower is journalled settled at once.
+        assert _add(journal, follow, "a.txt").target == Target.replace("block-9")
+        # A first version that failed for good leaves its followers a file of their own.
+        other = journal.add(Target.append("page-2", "file"), staged_path=tmp_path / "2",
+                            name="b.txt", size=1, sha256=None, content_type="text/plain")
+        waiting = _add(journal, Target.follow(other.id, "page-2", "file"), "b.txt")
+        journal.save(other.but(state="failed", last_error="refused"))
+        alone = journal.get(waiting.id)
+        assert alone is not None and alone.target == Target.append("page-2", "file")
+        # A first version the journal no longer holds: the caller must say where it went.
+        journal.delete(first.id)
+        with pytest.raises(KeyError):
+            _add(journal, follow, "a.txt")
