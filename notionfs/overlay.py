@@ -511,6 +511,11 @@ class WriteOverlay:
         with local.lock:
             if local.scratch or not local.dirty or local.removed:
                 return
+            if local.staged.size == 0 and local.target is None and local.entry_id is None:
+                # A new file still empty: a close of one of several descriptors (dd opens
+                # its output, then moves it to stdout), or `touch`. The last close hands
+                # it over (see _release); bytes written before then go up once.
+                return
             entry = self._submit_version(local)
             local.entry_id = entry.id
             local.handed_over = True

@@ -482,14 +482,14 @@ def test_a_1_gib_save_keeps_the_mount_s_memory_flat(tmp_path: Path) -> None:
     within its read cache bound + 100 MiB of what it was before (bytes are staged on disk
     and sent in streamed parts)."""
     cache_mib = 64
-    src = tmp_path / "archive.bin"
+    src = tmp_path / "recording.mp4"
     digest = _big_file(src, 1024)
     args = ("--deadline", "600", "--cache-size", f"{cache_mib}M")
     with mounted(tmp_path, samples.nested_files(), args=args) as m:
         page = m.path / PAGE
         os.listdir(page)
         before = _peak_rss_mib(m.proc.pid)
-        subprocess.run(["dd", f"if={src}", f"of={page / 'archive.bin'}", "bs=4M",
+        subprocess.run(["dd", f"if={src}", f"of={page / 'recording.mp4'}", "bs=4M",
                         "status=none"], check=True, timeout=600)
         peak = _peak_rss_mib(m.proc.pid)
         print(f"\npeak RSS of the mount: {before:.0f} MiB before, {peak:.0f} MiB after a "
@@ -497,9 +497,9 @@ def test_a_1_gib_save_keeps_the_mount_s_memory_flat(tmp_path: Path) -> None:
         assert peak - before < cache_mib + 100
         assert m.emulator.counters.calls("POST /v1/file_uploads") == 1
         assert m.emulator.counters.calls(SEND) == 103  # 10 MiB parts
-        assert sha256_file(page / "archive.bin") == digest  # read back through the mount
+        assert sha256_file(page / "recording.mp4") == digest  # read back through the mount
         assert _peak_rss_mib(m.proc.pid) - before < cache_mib + 100
-    assert sorted(block_names(m, "Page in column")) == ["archive.bin", "column-notes.txt"]
+    assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "recording.mp4"]
 
 
 def test_kill_9_during_an_upload_and_the_next_mount_finishes_it(tmp_path: Path) -> None:
