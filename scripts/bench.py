@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--quick and --dry-run print only unless given)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                         help="where the large test files are kept between runs")
-    parser.add_argument("--only", action="append", choices=["data", "flat", "demo", "wan"],
+    parser.add_argument("--only", action="append",
+                        choices=["data", "flat", "demo", "upload", "wan"],
                         help="run only these workspaces' measurements (wan: the demo over a "
                         "WAN-like emulator)")
     parser.add_argument("--no-rclone", action="store_true", help="skip the rclone peer")
@@ -105,6 +106,8 @@ def fake_results(quick: bool) -> Results:
         "wan_curl1_mbps": 19.5, "wan_curl4_mbps": 76, "wan_curl8_mbps": 150,
         "wan_find_cold_s": 80.0, "wan_find_cold_calls": 240, "wan_find_warm_s": 0.4,
         "wan_find_warm_calls": 2,
+        "upload_small_cp_mbps": 40, "upload_small_curl_mbps": 60, "upload_small_calls": 3,
+        "upload_big_cp_mbps": 300, "upload_big_curl_mbps": 400, "upload_big_calls": 30,
     }
     for key, centre in centres.items():
         for _ in range(1 if quick else 5):
@@ -115,6 +118,11 @@ def fake_results(quick: bool) -> Results:
                        ("wan_seq_peak", 2), ("wan_429", 0), ("wan_find_entries", 280)):
         results.add(key, count)
     return results
+
+
+def upload_sizes(quick: bool) -> dict[str, int]:
+    """The saves the upload rows time: one small (single_part) and one large (multi_part)."""
+    return {"small": 1 << 20, "big": (64 if quick else 256) << 20}
 
 
 def wan_setup(quick: bool) -> WanSetup:
@@ -179,7 +187,8 @@ def generated_text(results: Results, args: argparse.Namespace, plan_text: str,
         "",
         "## Results",
         "",
-        report.table(results, report.rows(cache_mib, args.flat_entries, args.big_mib)),
+        report.table(results, report.rows(cache_mib, args.flat_entries, args.big_mib)
+                     + report.upload_rows(upload_sizes(args.quick))),
         "",
         *[f"- {sentence}" for sentence in report.ratios(results)],
         "",
@@ -212,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     text = generated_text(results, args, plan_text, (time.monotonic() - started) / 60,
                           args.dry_run)
     if any(not key.startswith("wan_") for key in results.samples):
-        print(report.table(results, report.rows(256.0, args.flat_entries, args.big_mib)))
+        print(report.table(results, report.rows(256.0, args.flat_entries, args.big_mib)
+                           + report.upload_rows(upload_sizes(args.quick))))
         for sentence in report.ratios(results):
             print(sentence)
     for line in wan_section(results, wan_setup(args.quick), args.runs)[2:]:
@@ -246,6 +256,13 @@ def run(args: argparse.Namespace, progress: object) -> Results:
             rclone=not args.no_rclone,
         )
         run_all(results, plan, args.data_dir, only, progress)  # type: ignore[arg-type]
+        if only is None or "upload" in only:
+            from benchlib.measure import EmulatorProcess
+            from benchlib.upload import uploads
+
+            progress("saving into the mount vs uploading directly")  # type: ignore[operator]
+            with EmulatorProcess("data", args.data_dir, big_mib=1) as data:
+                uploads(results, data, Path(work), args.runs, upload_sizes(args.quick))
         if only is None or "wan" in only:
             from benchlib.wan import WanPlan, run_wan
 

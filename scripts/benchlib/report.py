@@ -153,6 +153,22 @@ def rows(
     ]
 
 
+def upload_rows(sizes: dict[str, int]) -> list[Row]:
+    """Saving into the mount (`cp`, until it returns) vs a direct upload of the same bytes
+    with curl (create, parts in flight, complete, append), to the same emulator."""
+    rows = []
+    for key, size in sizes.items():
+        mode = "single_part" if size <= 20_000_000 else "multi_part"
+        rows += [
+            Row(f"Save of {size >> 20} MiB into a page folder (cp; {mode})", "MB/s",
+                f"upload_{key}_cp_mbps", f"upload_{key}_curl_mbps", target=">= 0.5 x curl",
+                check=_ratio_at_least(f"upload_{key}_cp_mbps", f"upload_{key}_curl_mbps",
+                                      0.5)),
+            Row("  API calls per save", "", f"upload_{key}_calls"),
+        ]
+    return rows
+
+
 def _and(*checks: bool | None) -> bool | None:
     known = [c for c in checks if c is not None]
     return all(known) if known else None
@@ -200,6 +216,11 @@ def ratios(results: Results) -> list[str]:
     pair = _both(results, "rand_iops", "rclone_rand_iops")
     if pair:
         out.append(f"Random 256 KiB reads: {pair[0] / pair[1]:.2f} x rclone's request rate.")
+    for key in ("small", "big"):
+        pair = _both(results, f"upload_{key}_cp_mbps", f"upload_{key}_curl_mbps")
+        if pair:
+            out.append(f"Saving a {key} file into the mount: {pair[0] / pair[1]:.2f} x a direct "
+                       f"upload with curl ({pair[0]:,.0f} vs {pair[1]:,.0f} MB/s).")
     return out
 
 

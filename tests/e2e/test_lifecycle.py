@@ -277,6 +277,9 @@ def test_linux_options_name_the_mount_and_share_nothing(monkeypatch: pytest.Monk
     assert not {"allow_other", "volname", "noappledouble"} & set(options)
     read_only = dict(fusebind_options(Settings(writable=False)))
     assert read_only["ro"] is True
+    # libfuse 2 writes one page per request unless asked for big writes: a save crawls.
+    assert (options["big_writes"], options["max_write"]) == (True, 131072)
+    assert "big_writes" not in read_only
 
 
 def test_macos_options_add_the_volume_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,8 @@ def test_dry_run_prints_the_whole_table(tmp_path: Path) -> None:
     assert "x curl" in done.stdout
     assert "| Double-click a file six folders deep, nothing listed yet | s |" in done.stdout
     assert "| 429 answers from the emulator, whole WAN run |  | 0 |" in done.stdout
+    assert "| Save of 64 MiB into a page folder (cp; multi_part) | MB/s |" in done.stdout
+    assert "Saving a big file into the mount:" in done.stdout
     text = out.read_text()
     assert text.startswith("# Benchmarks") and "made-up numbers" in text
     assert report.HAND_WRITTEN_MARKER in text
