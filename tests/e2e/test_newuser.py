@@ -211,7 +211,7 @@ def test_mount_help_names_the_token_variable_and_every_default() -> None:
     # One entry per option: a line starting with two spaces and a dash, plus its wrapped help.
     entries = re.split(r"\n  (?=-)", "\n" + options.strip("\n"))
     entries = [" ".join(e.split()) for e in entries if e.strip()]
-    assert len(entries) == 20, entries
+    assert len(entries) == 21, entries
     for entry in entries:
         if entry.startswith("-h, --help"):
             continue

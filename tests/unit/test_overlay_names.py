@@ -26,6 +26,6 @@ def test_real_names_are_uploaded(name: str) -> None:
     assert not is_scratch_name(name)
 
 
-def test_read_only_unless_writable() -> None:
-    assert fuse_options(Settings(), "notion:x", {})["ro"] is True
-    assert "ro" not in fuse_options(Settings(writable=True), "notion:x", {})
+def test_writable_unless_read_only() -> None:
+    assert fuse_options(Settings(writable=False), "notion:x", {})["ro"] is True
+    assert "ro" not in fuse_options(Settings(), "notion:x", {})
