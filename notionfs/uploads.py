@@ -65,6 +65,9 @@ MiB = 1 << 20
 SINGLE_PART_MAX_BYTES = 20_000_000  # "20 MB": the stricter reading of Notion's cap
 PART_MIN_BYTES = 5 * MiB
 PART_MAX_BYTES = 20 * MiB
+# Notion's page objects hold at most 25 references per property ("Retrieve a page": use
+# Retrieve a page property item for more).
+PAGE_OBJECT_REFERENCES = 25
 # Errors after which a write may or may not have been applied: check before repeating it.
 _AMBIGUOUS = (NetworkError, ServerError)
 
@@ -357,8 +360,7 @@ class UploadEngine:
         # A files property: read fresh right before the write, so entries someone added
         # meanwhile are sent back too (Notion replaces the whole array with what is sent).
         assert target.page_id is not None and target.property_name is not None
-        page = self.api.get_page(target.page_id)
-        name, existing = _files_property(page, target.property_name)
+        name, existing = self._files_now(target.page_id, target.property_name)
         files = [_resend(item) for item in existing]
         new_entry = {**upload, "name": entry.name}
         if target.action == "property_replace":
@@ -419,7 +421,7 @@ class UploadEngine:
             now = file_key(url) if url else None
             return target.block_id if now != entry.checks.get("old_key") else None
         assert target.page_id is not None and target.property_name is not None
-        _, existing = _files_property(self.api.get_page(target.page_id), target.property_name)
+        _, existing = self._files_now(target.page_id, target.property_name)
         if "entries" in entry.checks:
             return _new_entry(existing, entry.name, set(entry.checks["entries"]))
         # Checks saved by a notionfs before journal schema 2 kept file_key()s of the URLs.
@@ -430,13 +432,27 @@ class UploadEngine:
                 return target.page_id
         return None
 
+    def _files_now(self, page_id: str, wanted: str) -> tuple[str, list[dict[str, Any]]]:
+        """(name, entries) of a files property, read now. A page object shows at most 25
+        references per property; past that the property is read on its own (Retrieve a
+        page property item), so a rewrite never drops the entries a page object left out."""
+        page = self.api.get_page(page_id)
+        name, existing = _files_property(page, wanted)
+        if len(existing) >= PAGE_OBJECT_REFERENCES:
+            prop_id = page["properties"][name].get("id")
+            items = self.api.client.page_property(page_id, str(prop_id)) if prop_id else []
+            full = [f for item in items if isinstance(item.get("files"), list)
+                    for f in item["files"] if isinstance(f, dict)]
+            if len(full) >= len(existing):
+                existing = full
+        return name, existing
+
     def _edit_property(self, entry: Entry) -> Entry:
         """An entry of a files property removed or renamed (no upload): the page read
         fresh, the array rewritten without it or with its new name, sent whole."""
         target = entry.target
         assert target.page_id is not None and target.property_name is not None
-        page = self.api.get_page(target.page_id)
-        name, existing = _files_property(page, target.property_name)
+        name, existing = self._files_now(target.page_id, target.property_name)
         index = _locate(existing, target)
         removing = target.action == "property_remove"
         if index is None:

@@ -250,3 +250,26 @@ def test_an_attach_journalled_by_schema_1_is_still_checked(rig: Rig) -> None:
         fresh.queue.close()
     assert [n for n, _ in names_and_bytes(rig, row)] == ["notes.txt", "old.pdf"]
     assert rig.counters.calls(UPDATE_PAGE) == 1
+
+
+def test_a_property_past_25_entries_is_read_whole_before_it_is_rewritten(rig: Rig) -> None:
+    """A page object may show only 25 entries of a property: the engine then reads the
+    property on its own, so a rewrite keeps every entry."""
+    row = rig.world.refs.rows[0].id
+    [notes] = entries(rig, row)
+    kept = {"name": "notes.txt", "type": "file", "file": {"url": notes["file"]["url"]}}
+    rig.world.client().patch(f"/v1/pages/{row}", json={"properties": {PROP: {"files": [
+        {**kept, "name": f"n{i:02d}.txt"} for i in range(30)]}}})
+    real_get_page = rig.api.get_page
+
+    def cut_at_25(page_id: str) -> dict[str, Any]:
+        page = real_get_page(page_id)
+        page["properties"][PROP]["files"] = page["properties"][PROP]["files"][:25]
+        return page
+
+    rig.api.get_page = cut_at_25  # type: ignore[method-assign]
+    before = rig.counters.calls("GET /v1/pages/{id}/properties/{property_id}")
+    add(rig, row, "last.txt", b"last")
+    assert [e["name"] for e in entries(rig, row)] == [
+        *(f"n{i:02d}.txt" for i in range(30)), "last.txt"]
+    assert rig.counters.calls("GET /v1/pages/{id}/properties/{property_id}") == before + 1
