@@ -40,20 +40,30 @@ __all__ = [
     "UNFINISHED_STATES",
     "Entry",
     "Journal",
+    "PROPERTY_ACTIONS",
     "Target",
+    "entry_key",
     "file_key",
     "staging_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
-ACTIONS = ("append", "replace", "property", "trash", "follow")
+# What a row's files property takes: a new entry appended, an entry's file replaced in
+# place, an entry removed, an entry renamed. Each rewrites the whole array (Notion's only
+# way to change a files property), so entries of one property run one at a time.
+PROPERTY_ACTIONS = ("property", "property_replace", "property_remove", "property_rename")
+ACTIONS = ("append", "replace", "trash", "follow", *PROPERTY_ACTIONS)
 # staged: bytes on disk, nothing sent; uploading: a file upload exists, some parts sent;
 # uploaded: Notion has every byte; attaching: the attach request may have been sent (its
 # outcome is checked before it is sent again); done; failed: Notion refused it for good.
 STATES = ("staged", "uploading", "uploaded", "attaching", "done", "failed")
 UNFINISHED_STATES = ("staged", "uploading", "uploaded", "attaching")
-SCHEMA_VERSION = 1
+# 2: files-property targets that name an entry (replace, remove, rename; ``entry_key``,
+# ``entry_index``). The table is unchanged: a version 1 journal is read as it is and marked
+# 2, so a notionfs that knows only version 1 refuses it rather than misread a target.
+SCHEMA_VERSION = 2
+_MIGRATABLE = (1,)
 _APPLICATION_ID = 0x6E667575  # "nfuu": a notionfs upload journal
 
 _SCHEMA = (
@@ -85,6 +95,13 @@ def file_key(url: str) -> str:
     return hashlib.sha256(f"{parts.netloc}{parts.path}".encode()).hexdigest()[:32]
 
 
+def entry_key(url: str) -> str:
+    """A files-property entry's identity: a hash of its URL's path (a bare path is taken as
+    it is). The path names the stored file and is what the mount's listing keys an entry by;
+    the query (the signature) changes with every read."""
+    return hashlib.sha256(urlsplit(url).path.encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class Target:
     """Where an entry's file goes (or what it removes).
@@ -95,11 +112,19 @@ class Target:
       overwriting someone else's newer version (ConflictError);
     - ``property``: a new entry at the end of page ``page_id``'s files property
       ``property_name`` (its name or id), the existing entries kept in order;
+    - ``property_replace``: the file of the entry ``entry_key`` (``entry_key()`` of its URL)
+      of that property, in place (same position); an entry no longer there is a conflict
+      (someone changed or removed it), never a silent append;
+    - ``property_remove``: the entry ``entry_key`` taken out, the others kept in order;
+    - ``property_rename``: the entry ``entry_key`` renamed (to the journal entry's name);
     - ``trash``: block ``block_id`` moved to the trash;
     - ``follow``: a later version of the file entry ``after`` (an ``append`` still under
       way) uploads: it waits for that entry (same key) and becomes, in the transaction that
       finishes it, a ``replace`` of the block it made, or, if it failed for good, an
       ``append`` of its own. Journalled at once, so a crash in between loses neither.
+
+    ``entry_index``: where the entry was when the mount listed it; it only chooses between
+    entries that share a URL path.
     """
 
     action: str
@@ -110,6 +135,8 @@ class Target:
     property_name: str | None = None
     expect_edited: str | None = None
     after: str | None = None
+    entry_key: str | None = None
+    entry_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -118,6 +145,9 @@ class Target:
             "append": (self.parent_id, self.block_kind),
             "replace": (self.block_id,),
             "property": (self.page_id, self.property_name),
+            "property_replace": (self.page_id, self.property_name, self.entry_key),
+            "property_remove": (self.page_id, self.property_name, self.entry_key),
+            "property_rename": (self.page_id, self.property_name, self.entry_key),
             "trash": (self.block_id,),
             "follow": (self.after, self.parent_id, self.block_kind),
         }[self.action]
@@ -137,6 +167,15 @@ class Target:
         return cls("property", page_id=page_id, property_name=property_name)
 
     @classmethod
+    def property_entry(cls, action: str, page_id: str, property_name: str, entry_key: str,
+                       entry_index: int | None = None) -> Target:
+        """A ``property_replace``, ``property_remove`` or ``property_rename`` of one entry."""
+        if action not in PROPERTY_ACTIONS[1:]:
+            raise ValueError(f"{action!r} names no entry")
+        return cls(action, page_id=page_id, property_name=property_name, entry_key=entry_key,
+                   entry_index=entry_index)
+
+    @classmethod
     def trash(cls, block_id: str) -> Target:
         return cls("trash", block_id=block_id)
 
@@ -153,11 +192,15 @@ class Target:
         return Target.append(self.parent_id, self.block_kind)
 
     @property
+    def is_property(self) -> bool:
+        return self.action in PROPERTY_ACTIONS
+
+    @property
     def key(self) -> str:
         """What two entries must not change at once: entries with one key run in order."""
         if self.action in ("append", "follow"):
             return f"children:{self.parent_id}"
-        if self.action == "property":
+        if self.is_property:
             return f"property:{self.page_id}:{self.property_name}"
         return f"block:{self.block_id}"
 
@@ -430,6 +473,12 @@ def _open(path: Path) -> sqlite3.Connection:
         elif application_id != _APPLICATION_ID:
             raise ConfigError(f"{path} is not a notionfs upload journal")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version in _MIGRATABLE:
+            with conn:
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            logger.info("upload journal %s: schema %d read as %d", path, version,
+                        SCHEMA_VERSION)
+            version = SCHEMA_VERSION
         if version != SCHEMA_VERSION:
             raise ConfigError(f"{path}: journal schema {version}, this notionfs reads "
                               f"{SCHEMA_VERSION}; finish its uploads with that version first")

@@ -22,7 +22,11 @@ from .render.inline import notion_url
 from .render.markdown import BlockNode, collect_nodes
 from .resolvers import block_file, page_media, property_file, url_path
 
-__all__ = ["Found", "Source", "Titles", "NotionLister"]
+__all__ = ["FILES_PROPERTY_MARK", "Found", "Source", "Titles", "NotionLister"]
+
+# A files property's folder key: "<row's key>/prop:<property id>"; its entries' keys add
+# "/<position>:<URL path>".
+FILES_PROPERTY_MARK = "/prop:"
 
 
 @dataclass(frozen=True)
@@ -163,20 +167,22 @@ class NotionLister:
         self._titles.update([(page.id, page.title), *_child_titles(source.blocks)])
         yield from self._page_media(folder.key, page, page_url)
         yield from self._blocks(folder.key, source.blocks, page_url, set())
+        # Every files property, empty ones too: a read-only mount shows only those holding
+        # files, a writable one all of them, as folders to drop files into (the workspace
+        # chooses, so its cache on disk serves either).
         for prop in page.files_properties:
-            if prop.files:
-                yield Found(
-                    kind=Kind.FILES_PROPERTY,
-                    key=f"{folder.key}/prop:{prop.id}",
-                    raw_name=prop.name,
-                    order=f"0|prop|{prop.name}|{prop.id}",
-                    object_id=page.id,
-                    ctime_s=_ts(page.created_time),
-                    mtime_s=_ts(page.last_edited_time),
-                    notion_url=page_url,
-                    files=prop.files,
-                    owner_id=prop.id,
-                )
+            yield Found(
+                kind=Kind.FILES_PROPERTY,
+                key=f"{folder.key}{FILES_PROPERTY_MARK}{prop.id}",
+                raw_name=prop.name,
+                order=f"0|prop|{prop.name}|{prop.id}",
+                object_id=page.id,
+                ctime_s=_ts(page.created_time),
+                mtime_s=_ts(page.last_edited_time),
+                notion_url=page_url,
+                files=prop.files,
+                owner_id=prop.id,
+            )
 
     def _block_tree(self, page_id: str) -> tuple[BlockNode, ...]:
         """Every block of the page, entering containers (toggles, columns, callouts, synced

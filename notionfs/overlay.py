@@ -36,6 +36,13 @@ from .errors import (
 from .filetypes import SUPPORTED_TYPES, check_file
 from .journal import Entry, Target
 from .nodes import Kind, Node, Role
+from .propentries import (
+    entry_of,
+    folder_key_of,
+    landed_target,
+    property_folder,
+    shown_entries,
+)
 from .staging import StagedFile
 from .uploadqueue import UploadQueue, new_block_target
 from .workspace import FsStats, NotionWorkspace, Reader, WritableSource
@@ -162,6 +169,8 @@ class WriteOverlay:
         key = None
         if target.action == "append" and target.parent_id:
             key = f"page:{target.parent_id}"
+        elif target.is_property:
+            key = folder_key_of(target)
         elif target.block_id:
             key = self._ws.folder_of_block(target.block_id)
         if key is not None:
@@ -186,7 +195,7 @@ class WriteOverlay:
         # it while it waits for this very entry.
         if entry.result_id:
             local.result_id = entry.result_id
-            local.target = Target.replace(entry.result_id)
+            local.target = landed_target(entry)
         local.following = False
         local.earlier.clear()
         local.done_at = self._clock()
@@ -209,7 +218,7 @@ class WriteOverlay:
                                "is kept beside it as %r", local.name, exc, name)
                 if local.folder_id is None:
                     raise
-                return new_block_target(local.folder_id, name), name
+                return self._new_target(local, name), name
         return local.target or self._new_target(local), local.name
 
     def _hand_over(self, local: _Local) -> None:
@@ -288,7 +297,7 @@ class WriteOverlay:
         if not candidates:
             return
         held = self._ws.listdir_held(folder) or []
-        shown = {n.object_id for n in held if n.kind is Kind.FILE}
+        shown = {n.object_id for n in held if n.kind is Kind.FILE} | shown_entries(held)
         for local in candidates:
             if local.result_id in shown:
                 self._forget(local)
@@ -328,7 +337,7 @@ class WriteOverlay:
             values = self._ws.xattrs(node)
         else:
             values = {"type": "file"}
-            if local.result_id:
+            if local.result_id and property_folder(local.folder_key) is None:
                 values["id"] = local.result_id
             values["state"] = self._state(local)
         return values
@@ -413,9 +422,11 @@ class WriteOverlay:
         return WriteHandle(self, local)
 
     def _check_folder(self, folder: Node, name: str) -> None:
+        if folder.kind is Kind.FILES_PROPERTY and property_folder(folder.key) is not None:
+            return  # a row's files property: the file becomes a new entry
         if folder.kind is not Kind.PAGE or not folder.object_id:
             raise NotWritableError(
-                f"{name!r}: new files go into page folders only "
+                f"{name!r}: new files go into page folders and files properties only "
                 f"(this is a {folder.kind.value} folder)"
             )
 
@@ -423,18 +434,26 @@ class WriteOverlay:
         """A Notion file opened for writing: a local copy that replaces it in place."""
         if node.kind is Kind.GENERATED:
             raise GeneratedFileError(f"{node.name!r} is generated from the page: read only")
-        if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
-            raise NotWritableError(f"{node.name!r} is not a file block: it cannot be written")
-        folder_key = node.key.rsplit("/", 1)[0]
-        page_id = folder_key[len("page:"):] if folder_key.startswith("page:") else None
-        # The block's edit time now: an upload over a version someone saved meanwhile is
-        # refused (ConflictError) and lands beside it instead.
-        block = self._api.get_block(node.object_id)
-        edited = block.get("last_edited_time")
-        target = Target.replace(node.object_id,
-                                expect_edited=edited if isinstance(edited, str) else None)
-        local = self._add(_FolderRef(folder_key, page_id), node.name, scratch=False,
-                          target=target)
+        ref = entry_of(node)
+        if ref is not None:
+            # A property entry: its file replaced in place. If someone changed or removed it
+            # meanwhile, its key is gone from the property and the upload lands beside it.
+            folder = _FolderRef(ref.folder.key, ref.folder.page_id)
+            target = ref.target("property_replace")
+        else:
+            if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
+                raise NotWritableError(f"{node.name!r} is not a file block: it cannot be "
+                                       "written")
+            folder_key = node.key.rsplit("/", 1)[0]
+            page_id = folder_key[len("page:"):] if folder_key.startswith("page:") else None
+            folder = _FolderRef(folder_key, page_id)
+            # The block's edit time now: an upload over a version someone saved meanwhile is
+            # refused (ConflictError) and lands beside it instead.
+            block = self._api.get_block(node.object_id)
+            edited = block.get("last_edited_time")
+            target = Target.replace(node.object_id,
+                                    expect_edited=edited if isinstance(edited, str) else None)
+        local = self._add(folder, node.name, scratch=False, target=target)
         if copy:
             try:
                 reader = self._ws.open(node)
@@ -527,8 +546,11 @@ class WriteOverlay:
         """Journal what ``local`` holds now (under its lock): over the block it has, or a
         new one; written again while its first upload (a new block) still runs, as that
         upload's follower, journalled at once (a replace of the block it makes)."""
-        if local.entry_id is not None and (local.target is None or local.following):
-            first = self._new_target(local)
+        first = self._new_target(local) if local.target is None else None
+        if first is not None and first.action != "append" and local.entry_id is not None:
+            self._settle_previous(local)  # a property entry: wait for the first to land
+        elif local.entry_id is not None and (local.target is None or local.following):
+            first = first or self._new_target(local)
             assert first.parent_id is not None and first.block_kind is not None
             follow = Target.follow(local.entry_id, first.parent_id, first.block_kind)
             try:
@@ -553,10 +575,14 @@ class WriteOverlay:
         done = self._queue.wait(local.entry_id, timeout_s=self._wait_s)
         self._confirmed(local, done)
 
-    def _new_target(self, local: _Local) -> Target:
+    def _new_target(self, local: _Local, name: str | None = None) -> Target:
+        """Where a new file of ``local``'s folder called ``name`` (its own) goes."""
+        prop = property_folder(local.folder_key)
+        if prop is not None:
+            return prop.append()
         if local.folder_id is None:
             raise NotWritableError(f"{local.name!r}: its folder takes no new files")
-        return new_block_target(local.folder_id, local.name)
+        return new_block_target(local.folder_id, name or local.name)
 
     def _await(self, local: _Local, entry: Entry) -> None:
         try:
@@ -580,8 +606,7 @@ class WriteOverlay:
             if local.folder_id is None:
                 raise conflict
             # The refused entry's staged copy (kept) goes up under the new name.
-            entry = self._queue.submit(local.staged, new_block_target(local.folder_id, name),
-                                       name=name)
+            entry = self._queue.submit(local.staged, self._new_target(local, name), name=name)
             self._queue.journal.delete(failed.id)
             local.entry_id = entry.id
             local.target = None
@@ -594,7 +619,7 @@ class WriteOverlay:
     def _confirmed(self, local: _Local, done: Entry) -> None:
         if done.result_id:
             local.result_id = done.result_id
-            local.target = Target.replace(done.result_id)
+            local.target = landed_target(done)
         if done.id == local.entry_id:
             local.following = False
             local.earlier.clear()
@@ -655,6 +680,17 @@ class WriteOverlay:
                 except ValueError:  # running: let it land, then trash what it made
                     done = self._queue.wait(entry_id, timeout_s=self._wait_s)
                     self._confirmed(local, done)
+        if local.target is not None and local.target.is_property:
+            # In a files property: the entry it landed in, or the one it was replacing,
+            # leaves the property.
+            if not local.scratch and local.target.entry_key:
+                prop = property_folder(local.folder_key)
+                assert prop is not None
+                self._edit_entry(prop.entry("property_remove", local.target.entry_key,
+                                            local.target.entry_index), local.name)
+            if not keep:
+                self._forget(local)
+            return
         # What Notion holds under this name goes to the trash: the block this file landed
         # in, or the one it was replacing.
         replacing = local.target.block_id if local.target is not None else None
@@ -668,6 +704,10 @@ class WriteOverlay:
     def _trash(self, node: Node) -> None:
         if node.kind is Kind.GENERATED:
             raise GeneratedFileError(f"{node.name!r} is generated from the page: read only")
+        ref = entry_of(node)
+        if ref is not None:  # a files property's entry leaves the property
+            self._edit_entry(ref.target("property_remove"), node.name)
+            return
         if node.kind is not Kind.FILE or node.role is not Role.BLOCK or not node.object_id:
             raise NotWritableError(f"{node.name!r} is not a file block: it cannot be removed")
         self._run_trash(node.object_id, node.name)
@@ -692,6 +732,9 @@ class WriteOverlay:
         local = self._by_node(node)
         if _FUSE_HIDDEN.fullmatch(new_name):
             self._remove_open(node, local, new_name)
+            return
+        if entry_of(node) is not None or (local and property_folder(local.folder_key)):
+            self._rename_in_property(node, local, new)
             return
         if local is None:
             self._rename_block(node, old_parent, new_name, new)
@@ -898,6 +941,81 @@ class WriteOverlay:
             local.staged.close()
         else:
             local.staged.discard()
+
+    # ---- a row's files property ------------------------------------------------------------
+
+    def _edit_entry(self, target: Target, name: str) -> Entry:
+        """Remove or rename an entry of a files property through the queue (journalled, in
+        order with the property's uploads), waiting for Notion as a flush does."""
+        entry = self._queue.submit_edit(target, name=name)
+        logger.info("%r: %s in row %s", name, target.action.replace("_", " "), target.page_id)
+        try:
+            return self._queue.wait(entry.id, timeout_s=self._wait_s)
+        finally:
+            key = folder_key_of(target)
+            if key is not None:
+                self._ws.invalidate_key(key)
+
+    def _rename_in_property(self, node: Node, local: _Local | None, new: str) -> None:
+        """``mv`` within a files property folder: an entry's name changes (the array sent
+        back with it); a scratch file renamed to a real name is uploaded, in place of the
+        entry of that name if there is one (an editor's atomic save)."""
+        new_name = _split(new)[1]
+        if local is None:
+            ref = entry_of(node)
+            assert ref is not None
+            self._check_entry_name(new, new_name)
+            self._edit_entry(ref.target("property_rename"), new_name)
+            return
+        prop = property_folder(local.folder_key)
+        assert prop is not None
+        if is_scratch_name(new_name):
+            self._move_local(local, new_name, None)
+            return
+        key = local.target.entry_key if local.target is not None else None
+        settled = local.entry_id is None or local.done_at is not None
+        if not local.scratch and key and not local.dirty and settled:  # landed, or unchanged
+            self._check_entry_name(new, new_name)
+            done = self._edit_entry(prop.entry("property_rename", key), new_name)
+            renamed = done.result_id or key  # Notion may give the renamed file a new URL
+            with local.lock:
+                if local.result_id is not None:
+                    local.result_id = renamed  # what the listing will show it as
+            self._move_local(local, new_name, prop.entry("property_replace", renamed))
+            return
+        if not local.scratch and local.entry_id is not None:
+            raise NotWritableError(f"{local.name!r} -> {new_name!r}: an uploaded file keeps "
+                                   "its name until Notion lists it")
+        check_file(new_name)
+        replaced = self.lookup(new)
+        target = None if replaced is None else self._entry_replace_target(replaced, new_name)
+        with local.lock:
+            local.scratch = False
+            local.dirty = True
+            local.folder_id = prop.page_id
+        self._move_local(local, new_name, target)
+        self._flush(local)
+
+    def _check_entry_name(self, new: str, name: str) -> None:
+        if self.lookup(new) is not None:
+            raise NotWritableError(f"{name!r} exists: remove it first")
+        if is_scratch_name(name):
+            raise NotWritableError(f"{name!r} is a temporary name: Notion files keep theirs")
+        check_file(name)
+
+    def _entry_replace_target(self, replaced: Node, name: str) -> Target | None:
+        """What a file renamed over ``replaced`` in a files property uploads to: that entry,
+        kept in its place."""
+        other = self._by_node(replaced)
+        if other is None:
+            ref = entry_of(replaced)
+            if ref is None:
+                raise NotWritableError(f"{name!r} cannot be replaced")
+            return ref.target("property_replace")
+        if other.entry_id is not None and other.result_id is None:
+            done = self._queue.wait(other.entry_id, timeout_s=self._wait_s)
+            self._confirmed(other, done)
+        return other.target
 
 
 def _dated(name: str, why: str) -> str:

@@ -160,8 +160,8 @@ class UploadQueue:
         """Journal ``staged`` (fsynced first) for upload to ``target`` under ``name``; it
         then belongs to the queue, which deletes it once Notion has it. Raises at once,
         journalling nothing, for a file Notion would refuse (type, name, size)."""
-        if target.action == "trash":
-            raise ValueError("use submit_trash")
+        if target.action in ("trash", "property_remove", "property_rename"):
+            raise ValueError("nothing to upload: use submit_trash or submit_edit")
         file_type = check_file(name, into=target.block_kind if target.action in (
             "append", "follow") else None)
         self.check_size(staged.size, what=repr(name))
@@ -183,6 +183,18 @@ class UploadQueue:
         """Journal moving block ``block_id`` to the trash."""
         entry = self.journal.add(Target.trash(block_id), staged_path=None, name=None, size=0,
                                  sha256=None, content_type=None)
+        self._wake()
+        return entry
+
+    def submit_edit(self, target: Target, *, name: str) -> Entry:
+        """Journal a files-property edit without an upload: an entry removed
+        (``property_remove``, ``name`` its name) or renamed (``property_rename``, to
+        ``name``)."""
+        if target.action not in ("property_remove", "property_rename"):
+            raise ValueError(f"{target.action} is not a property edit")
+        entry = self.journal.add(target, staged_path=None, name=name, size=0, sha256=None,
+                                 content_type=None)
+        logger.info("upload %s %r: journalled (%s)", entry.id[:8], name, target.action)
         self._wake()
         return entry
 

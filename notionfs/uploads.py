@@ -11,10 +11,13 @@ crash) resumes where it stopped:
   policy, a part being safe to repeat), never the whole file. An upload Notion no longer
   has (expired an hour after its creation, unattached) is started again.
 - attach: a new block appended to a page, a file block's file replaced in place, a row's
-  files property extended (its entries re-sent, in order), or a block trashed. An attach
-  whose answer was lost (connection cut, 5xx, a crash) is CHECKED before it is sent again:
-  the page's children, the block or the property is read to see whether the file is
-  already there, so a retry never duplicates a block.
+  files property extended or one of its entries replaced in place (its entries re-sent, in
+  order), or a block trashed. An attach whose answer was lost (connection cut, 5xx, a
+  crash) is CHECKED before it is sent again: the page's children, the block or the
+  property is read to see whether the file is already there, so a retry never duplicates a
+  block or an entry.
+- property edits without an upload (an entry removed or renamed) read the page, rewrite
+  the array and send it; a retry reads the page again, so it applies the edit at most once.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from notionfs.errors import (
     UploadFailedError,
 )
 from notionfs.filetypes import BLOCK_KINDS, check_file
-from notionfs.journal import Entry, Journal, file_key
+from notionfs.journal import Entry, Journal, Target, entry_key, file_key
 from notionfs.staging import StagedFile, StagingArea
 from notionfs.writeapi import WriteApi
 
@@ -62,6 +65,9 @@ MiB = 1 << 20
 SINGLE_PART_MAX_BYTES = 20_000_000  # "20 MB": the stricter reading of Notion's cap
 PART_MIN_BYTES = 5 * MiB
 PART_MAX_BYTES = 20 * MiB
+# Notion's page objects hold at most 25 references per property ("Retrieve a page": use
+# Retrieve a page property item for more).
+PAGE_OBJECT_REFERENCES = 25
 # Errors after which a write may or may not have been applied: check before repeating it.
 _AMBIGUOUS = (NetworkError, ServerError)
 
@@ -111,6 +117,8 @@ class UploadEngine:
         """Run ``entry`` to ``done``; raises what stopped it (its progress is saved)."""
         if entry.target.action == "trash":
             return self._trash(entry)
+        if entry.target.action in ("property_remove", "property_rename"):
+            return self._edit_property(entry)
         if entry.target.action == "follow":
             entry = self._settle(entry)
         staged = self._open_staged(entry)
@@ -362,19 +370,30 @@ class UploadEngine:
                 return str(answer.get("id", block_id))
 
             return {"old_key": file_key(old) if old else None}, update
+        # A files property: read fresh right before the write, so entries someone added
+        # meanwhile are sent back too (Notion replaces the whole array with what is sent).
         assert target.page_id is not None and target.property_name is not None
-        page = self.api.get_page(target.page_id)
-        name, existing = _files_property(page, target.property_name)
+        name, existing = self._files_now(target.page_id, target.property_name)
         files = [_resend(item) for item in existing]
-        files.append({**upload, "name": entry.name})
+        new_entry = {**upload, "name": entry.name}
+        if target.action == "property_replace":
+            index = _locate(existing, target)
+            if index is None:
+                raise ConflictError(
+                    f"{entry.name!r} changed in Notion since it was opened (its file is no "
+                    f"longer in property {name!r})"
+                )
+            files[index] = new_entry
+        else:
+            files.append(new_entry)
         page_id = target.page_id
-        keys = [file_key(url) for item in existing if (url := _file_url(item))]
+        keys = _entry_keys(existing)
 
         def update_page() -> str:
-            self.api.update_page(page_id, {"properties": {name: {"files": files}}})
-            return page_id
+            answer = self.api.update_page(page_id, {"properties": {name: {"files": files}}})
+            return _new_entry(_files_of(answer, name), entry.name, set(keys)) or page_id
 
-        return {"existing": keys}, update_page
+        return {"entries": keys}, update_page
 
     def _replaceable(self, entry: Entry, block: Mapping[str, Any]) -> str:
         kind = str(block.get("type", ""))
@@ -415,13 +434,77 @@ class UploadEngine:
             now = file_key(url) if url else None
             return target.block_id if now != entry.checks.get("old_key") else None
         assert target.page_id is not None and target.property_name is not None
-        _, existing = _files_property(self.api.get_page(target.page_id), target.property_name)
+        _, existing = self._files_now(target.page_id, target.property_name)
+        if "entries" in entry.checks:
+            return _new_entry(existing, entry.name, set(entry.checks["entries"]))
+        # Checks saved by a notionfs before journal schema 2 kept file_key()s of the URLs.
         before = set(entry.checks.get("existing", []))
         for item in existing:
             url = _file_url(item)
             if item.get("name") == entry.name and url and file_key(url) not in before:
                 return target.page_id
         return None
+
+    def _files_now(self, page_id: str, wanted: str) -> tuple[str, list[dict[str, Any]]]:
+        """(name, entries) of a files property, read now. A page object shows at most 25
+        references per property; past that the property is read on its own (Retrieve a
+        page property item), so a rewrite never drops the entries a page object left out."""
+        page = self.api.get_page(page_id)
+        name, existing = _files_property(page, wanted)
+        if len(existing) >= PAGE_OBJECT_REFERENCES:
+            prop_id = page["properties"][name].get("id")
+            items = self.api.client.page_property(page_id, str(prop_id)) if prop_id else []
+            full = [f for item in items if isinstance(item.get("files"), list)
+                    for f in item["files"] if isinstance(f, dict)]
+            if len(full) >= len(existing):
+                existing = full
+        return name, existing
+
+    def _edit_property(self, entry: Entry) -> Entry:
+        """An entry of a files property removed or renamed (no upload): the page read
+        fresh, the array rewritten without it or with its new name, sent whole."""
+        target = entry.target
+        assert target.page_id is not None and target.property_name is not None
+        name, existing = self._files_now(target.page_id, target.property_name)
+        index = _locate(existing, target)
+        removing = target.action == "property_remove"
+        if index is None:
+            if removing:
+                return self._done(entry, target.page_id, "not in the property (already removed)")
+            found = None
+            if entry.checks.get("sent"):  # renamed by the attempt whose answer was lost?
+                found = _new_entry(existing, entry.name, set(entry.checks.get("entries", [])))
+            if found is None:
+                raise UploadFailedError(
+                    f"{entry.name!r}: the file to rename is no longer in property {name!r}"
+                )
+            return self._done(entry, found, "renamed (checked before retrying)")
+        if not removing and existing[index].get("name") == entry.name:
+            return self._done(entry, _entry_keys([existing[index]])[0], "already so named")
+        files = [_resend(item) for item in existing]
+        if removing:
+            del files[index]
+        else:
+            files[index]["name"] = entry.name
+        entry = self._save(
+            entry.but(state="attaching", checks=MappingProxyType(
+                {"sent": True, "entries": _entry_keys(existing)})),
+            f"{'removing' if removing else 'renaming'} an entry of property {name!r}",
+        )
+        try:
+            answer = self.api.update_page(target.page_id,
+                                          {"properties": {name: {"files": files}}})
+        except ApiError as error:
+            if isinstance(error, (RateLimitedError, AuthError, ServerError)):
+                raise  # tried again later: the page is read anew first
+            raise UploadFailedError(f"Notion refused to change property {name!r}: {error}") \
+                from error
+        if removing:
+            return self._done(entry, target.page_id, "removed from the property")
+        after = _files_of(answer, name)
+        renamed = after[index] if index < len(after) else {}
+        keys = _entry_keys([renamed])
+        return self._done(entry, keys[0] if keys else target.page_id, "renamed")
 
     def _trash(self, entry: Entry) -> Entry:
         assert entry.target.block_id is not None
@@ -484,6 +567,40 @@ def _files_property(page: Mapping[str, Any], wanted: str) -> tuple[str, list[dic
         return str(name), [f for f in files if isinstance(f, dict)] if isinstance(files,
                                                                                    list) else []
     raise UploadFailedError(f"page {page.get('id')} has no property {wanted!r}")
+
+
+def _files_of(page: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    """The entries of property ``name`` in a page answer; [] when it does not show them."""
+    try:
+        return _files_property(page, name)[1]
+    except UploadFailedError:
+        return []
+
+
+def _entry_keys(items: list[dict[str, Any]]) -> list[str]:
+    """``entry_key()`` of each entry that has a URL."""
+    return [entry_key(url) for item in items if (url := _file_url(item))]
+
+
+def _locate(items: list[dict[str, Any]], target: Target) -> int | None:
+    """The position of the target's entry (by its key; among entries that share one, the
+    one at ``entry_index`` if it is one of them, else the first); None if it is gone."""
+    hits = [i for i, item in enumerate(items)
+            if (url := _file_url(item)) and entry_key(url) == target.entry_key]
+    if not hits:
+        return None
+    return target.entry_index if target.entry_index in hits else hits[0]
+
+
+def _new_entry(items: list[dict[str, Any]], name: str | None, before: set[str]) -> str | None:
+    """The key of the last entry named ``name`` whose file was not in ``before``: a file
+    this write put there."""
+    found = None
+    for item in items:
+        url = _file_url(item)
+        if item.get("name") == name and url and entry_key(url) not in before:
+            found = entry_key(url)
+    return found
 
 
 def _resend(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from .blockcache import BlockCache
 from .client import NotionClient
 from .config import Settings
 from .feed import Change, ChangeFeed, FeedPoller
-from .lister import Found, NotionLister, Source, Titles
+from .lister import FILES_PROPERTY_MARK, Found, NotionLister, Source, Titles
 from .listings import Listing, Listings
 from .naming import NameRequest, assign_names
 from .nodes import ROOT_KEY, InodeTable, Kind, Node
@@ -369,11 +369,15 @@ class NotionWorkspace:
         return self._listings.fresh(folder.key) is not None
 
     def invalidate(self, folder: Node) -> None:
-        self._listings.invalidate(folder.key)
+        self.invalidate_key(folder.key)
 
     def invalidate_key(self, key: str) -> None:
-        """List the folder ``key`` anew on its next access (a write changed it)."""
+        """List the folder ``key`` anew on its next access (a write changed it). A files
+        property lists from its row's page, so the row is listed anew too."""
         self._listings.invalidate(key)
+        row, mark, _prop = key.partition(FILES_PROPERTY_MARK)
+        if mark:
+            self._listings.invalidate(row)
 
     def listed_at(self, folder: Node) -> float | None:
         """The clock time the held listing of ``folder`` was fetched (-inf once invalidated)."""
@@ -462,6 +466,8 @@ class NotionWorkspace:
         sizes: Mapping[str, int] | None = None,
     ) -> Mapping[str, Node]:
         """Named, numbered nodes for what a listing found (fetched, or read back from disk)."""
+        if not self._settings.writable:  # read-only: a files property shows when it has files
+            found = [f for f in found if f.kind is not Kind.FILES_PROPERTY or f.files]
         names = assign_names(
             [
                 NameRequest(key=f.key, raw=f.raw_name, order=f.order, is_file=not f.kind.is_dir)

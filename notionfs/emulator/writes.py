@@ -663,6 +663,13 @@ class WritableApi(NotionApi):
             if name is not None and not isinstance(name, str):
                 raise _validation(f"body failed validation: {where}.files[{i}].name should be a "
                                   "string.")
+            # Notion's request types: a hosted or external entry needs its name; only a
+            # file_upload may leave it out (it then takes the upload's filename).
+            source = entry.get("type") or next(
+                (k for k in ("file_upload", "external", "file") if k in entry), None)
+            if name is None and source in ("file", "external"):
+                raise _validation(f"body failed validation: {where}.files[{i}].name should be "
+                                  "defined, instead was `undefined`.")
             slot = _Slot(i, specs)
             specs.append(FileSpec(name="(pending)"))
             self._file_source(entry, f"{where}.files[{i}]", None, name, pending, slot.put)

@@ -316,6 +316,31 @@ def test_update_page_title_files_and_trash(world: World) -> None:
     assert page in child_ids(client, column)
 
 
+def test_a_files_property_rewritten_keeps_removes_and_renames_entries(world: World) -> None:
+    """Notion replaces a files property with the array sent: entries re-sent by URL keep
+    their file (under the name sent), entries left out leave, hosted and external entries
+    need a name."""
+    client = world.client()
+    row = world.refs.rows[0]
+    upload = upload_file(client, "two.txt", b"two", "text/plain")
+    client.patch(f"/v1/pages/{row.id}", json={"properties": {"Attachments": {"files": [
+        {"type": "file_upload", "file_upload": {"id": upload}, "name": "two.txt"}]}}})
+    page = client.get(f"/v1/pages/{row.id}").json()
+    [two] = page["properties"]["Attachments"]["files"]
+    assert download(world, two) == b"two"  # the array sent replaced the one held
+    nameless = client.patch(f"/v1/pages/{row.id}", json={"properties": {"Attachments": {
+        "files": [{"type": "file", "file": {"url": two["file"]["url"]}}]}}})
+    assert "files[0].name should be defined" in assert_error(
+        nameless, 400, "validation_error")["message"]
+    renamed = client.patch(f"/v1/pages/{row.id}", json={"properties": {"Attachments": {
+        "files": [{"type": "file", "file": {"url": two["file"]["url"]}, "name": "2.txt"}]}}})
+    [entry] = renamed.json()["properties"]["Attachments"]["files"]
+    assert entry["name"] == "2.txt" and download(world, entry) == b"two"
+    emptied = client.patch(f"/v1/pages/{row.id}",
+                           json={"properties": {"Attachments": {"files": []}}})
+    assert emptied.json()["properties"]["Attachments"]["files"] == []
+
+
 def test_update_page_icon_cover(world: World) -> None:
     recorded = recording("test_pages_update__01")
     client = world.client()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from notionfs.errors import ConfigError
-from notionfs.journal import Entry, Journal, Target, file_key, staging_dir
+from notionfs.journal import Entry, Journal, Target, entry_key, file_key, staging_dir
 
 
 def _add(journal: Journal, target: Target, name: str = "a.png") -> Entry:
@@ -128,3 +128,42 @@ def test_a_follower_settles_in_the_transaction_that_finishes_its_first_version(
         journal.delete(first.id)
         with pytest.raises(KeyError):
             _add(journal, follow, "a.txt")
+
+
+def test_property_entry_targets_round_trip_and_share_their_property_key(tmp_path: Path) -> None:
+    replace = Target.property_entry("property_replace", "row", "%3Aab", "k" * 32, 2)
+    remove = Target.property_entry("property_remove", "row", "%3Aab", "k" * 32)
+    with pytest.raises(ValueError):
+        Target.property_entry("property", "row", "%3Aab", "k")  # appends name no entry
+    with pytest.raises(ValueError):
+        Target("property_rename", page_id="row", property_name="p")  # no entry key
+    assert replace.key == remove.key == Target.files_property("row", "%3Aab").key
+    assert replace.is_property and not Target.trash("b").is_property
+    with Journal(tmp_path / "journal.db") as journal:
+        _add(journal, replace)
+        journal.add(remove, staged_path=None, name="a.png", size=0, sha256=None,
+                    content_type=None)
+        assert [e.target for e in journal.entries()] == [replace, remove]
+    assert entry_key("https://s3.example/ws/f1/a.png?X-Amz-Signature=1") == \
+        entry_key("https://other.example/ws/f1/a.png") == entry_key("/ws/f1/a.png")
+
+
+def test_a_schema_1_journal_is_read_and_marked_2(tmp_path: Path) -> None:
+    """What a notionfs before property edits left (schema 1) is finished by this one; a
+    journal it marked 2 is refused by a notionfs that reads only 1."""
+    import sqlite3
+
+    path = tmp_path / "journal.db"
+    with Journal(path) as journal:
+        kept = _add(journal, Target.files_property("row", "Files"))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with Journal(path) as journal:
+        assert journal.entries() == [kept]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.execute("PRAGMA user_version=3")
+    conn.close()
+    with pytest.raises(ConfigError, match="journal schema 3, this notionfs reads 2"):
+        Journal(path)
