@@ -316,6 +316,11 @@ class Emulator:
         sees a half-made change (``changes`` edits this way)."""
         return self._api.editing()
 
+    def reading(self) -> AbstractContextManager[None]:
+        """Read the workspace model inside while no write request is half applied (a test
+        looking at what Notion holds now)."""
+        return self._api.reading()
+
     def remote_edit(
         self,
         object_id: str,

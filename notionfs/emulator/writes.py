@@ -201,6 +201,12 @@ class WritableApi(NotionApi):
             self.index = self._reindex()
 
     @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The model as no write is half applied: writes wait, reads go on."""
+        with self._rw.read():
+            yield
+
+    @contextmanager
     def editing(self) -> Iterator[None]:
         """A test's changes to the model inside run alone (requests wait), then re-index."""
         with self._rw.write():

@@ -75,8 +75,6 @@ def remounted(m: Mount, tmp_path: Path, name: str, *args: str,
 
 def block_names(m: Mount, page_title: str) -> list[str]:
     """The names of the file blocks Notion holds on a page (trashed ones left out)."""
-    page = next(n for n in m.emulator.workspace.walk()
-                if isinstance(n, Page) and n.title == page_title)
     names: list[str] = []
 
     def visit(nodes: list[Any]) -> None:
@@ -86,7 +84,10 @@ def block_names(m: Mount, page_title: str) -> list[str]:
                     names.append(node.file.name)
                 visit(node.children)
 
-    visit(page.children)
+    with m.emulator.reading():  # never a block half made by a request under way
+        page = next(n for n in m.emulator.workspace.walk()
+                    if isinstance(n, Page) and n.title == page_title)
+        visit(page.children)
     return names
 
 
