@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from .mounting import Mount, mounted, requires_fuse
 
 pytestmark = [pytest.mark.e2e, requires_fuse]
 
+MiB = 1 << 20
 GENERATED_NAMES = ("index.md", "index.csv")
 KNOWN_TEXT = "dhcp-range 192.168.1.100 192.168.1.199"  # in Projects/Home lab/router-config.txt
 # What libmagic must say about each kind of file (its description starts with, or holds, this).
@@ -165,17 +166,46 @@ def test_ffprobe_reads_audio_and_video(demo: Demo) -> None:
         assert float(probe["format"]["duration"]) > 0
 
 
+# Maps each file after reading it, with the pages read() brought dropped in between, so the
+# mapping's page faults go through the mount to the host. Run as a program of its own: this
+# process hosts the emulator, and a copy out of a mapping holds the GIL through its page
+# faults, so a fault that reaches the host would wait on itself until the read deadline
+# (then EIO, and SIGBUS for the copy) whenever the kernel had let the pages go.
+MMAP_PROGRAM = """
+import json, mmap, os, sys
+out = []
+for path in json.load(sys.stdin):
+    with open(path, "rb") as handle:
+        data = handle.read()
+        size = os.fstat(handle.fileno()).st_size
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        same = True
+        if size:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                same = mapped[:] == data
+    out.append([len(data), size, same])
+json.dump(out, sys.stdout)
+"""
+
+
 def test_mmap_matches_read_on_every_file(demo: Demo) -> None:
-    for f in demo.files:
-        with open(f.path, "rb") as handle:
-            data = handle.read()
-            size = os.fstat(handle.fileno()).st_size
-            assert len(data) == size, f"{f.rel}: read {len(data)} bytes of {size}"
-            if size:
-                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                    assert mapped[:] == data, f.rel
+    host = demo.mount.emulator.filehost.counters
+    sent_before = host.bytes_sent
+    done = subprocess.run(
+        [sys.executable, "-c", MMAP_PROGRAM], input=json.dumps([str(f.path) for f in demo.files]),
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert len(results) == len(demo.files)
+    for f, (read_bytes, size, same) in zip(demo.files, results, strict=True):
+        assert read_bytes == size, f"{f.rel}: read {read_bytes} bytes of {size}"
+        assert same, f"{f.rel}: the mapping differs from read()"
         if f.spec is not None:
             assert size == f.spec.size, f.rel
+    # The read-ahead frees what a streaming reader passed, so the 64 MiB file's mapping,
+    # its pages dropped, was fetched again: the faults reached the host and were answered.
+    assert host.bytes_sent - sent_before >= 32 * MiB
 
 
 def originals_tree(demo: Demo, top: Path, target: Path, tmp_path: Path) -> None:
