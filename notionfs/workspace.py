@@ -26,9 +26,9 @@ from .blockcache import BlockCache
 from .client import NotionClient
 from .config import Settings
 from .feed import Change, ChangeFeed, FeedPoller
-from .lister import FILES_PROPERTY_MARK, Found, NotionLister, Source, Titles
+from .lister import FILES_PROPERTY_MARK, NotionLister, Source, Titles
 from .listings import Listing, Listings
-from .naming import NameRequest, assign_names
+from .materialise import NodeMaker
 from .nodes import ROOT_KEY, InodeTable, Kind, Node
 from .pagetext import (
     PAGE_TEXT_NAME,
@@ -244,6 +244,10 @@ class NotionWorkspace:
             self._fetch, ttl_s=settings.listing_ttl_s, deadline_s=settings.op_deadline_s,
             clock=clock, background=background,
         )  # fmt: skip
+        self._nodes = NodeMaker(
+            writable=settings.writable, listings=self._listings, files=self._files,
+            inodes=self._inodes, relations=self._relations, paths=self._paths,
+        )  # fmt: skip
         self._poller: FeedPoller | None = None
         self._prefetcher: Prefetcher | None = None
         mounted_at = time.time()
@@ -440,75 +444,19 @@ class NotionWorkspace:
             files_free=STATFS_FILES,
         )
 
-    # ---- listing: fetch from Notion, then name and number --------------------------------
+    # ---- listing: fetched from Notion, then named and numbered (materialise.py) -----------
 
     def _fetch(self, folder: Node, held: Listing | None) -> tuple[Mapping[str, Node], Source]:
         found, source = self._lister.list_folder(folder)
         generated = generated_name(folder, source)
         block_ids = list(_block_ids(source.blocks))
-        children = self._materialise(
+        children = self._nodes.make(
             folder, found, held, generated=generated, block_ids=block_ids,
             text=lambda siblings, path: self._texts.text(generated or "", source, siblings, path),
         )  # fmt: skip
         if self._persist is not None:
             self._persist.save_later(folder.key, found, children, block_ids)
         return children, source
-
-    def _materialise(
-        self,
-        folder: Node,
-        found: list[Found],
-        held: Listing | None,
-        *,
-        generated: str | None,
-        text: Callable[[Mapping[str, Node], str | None], GeneratedText],
-        block_ids: Iterable[str],
-        sizes: Mapping[str, int] | None = None,
-    ) -> Mapping[str, Node]:
-        """Named, numbered nodes for what a listing found (fetched, or read back from disk)."""
-        if not self._settings.writable:  # read-only: a files property shows when it has files
-            found = [f for f in found if f.kind is not Kind.FILES_PROPERTY or f.files]
-        names = assign_names(
-            [
-                NameRequest(key=f.key, raw=f.raw_name, order=f.order, is_file=not f.kind.is_dir)
-                for f in found
-            ],
-            reserved=(generated,) if generated else (),
-        )
-        previous = {n.key: n for n in held.children.values()} if held is not None else {}
-        self._relations.record(folder.key, ((f.key, f.raw_name) for f in found), block_ids)
-        children: dict[str, Node] = {}
-        for f in found:
-            before = previous.get(f.key)
-            if before is not None and (
-                f.kind is Kind.FILES_PROPERTY  # lists from this listing's data: always anew
-                or (f.kind.is_dir and (before.mtime_s, before.ctime_s) != (f.mtime_s, f.ctime_s))
-            ):
-                self._listings.invalidate(f.key)  # edited in Notion: list it anew when opened
-            remote = None
-            if f.kind is Kind.FILE:
-                assert f.file_key is not None and f.file_ref is not None and f.resolver
-                known = sizes.get(f.file_key) if sizes is not None else None
-                remote = self._files.remote_for(f.file_key, f.file_ref, f.resolver, known)
-            # A file's inode follows its identity, so a replaced file is a new inode with a
-            # page cache of its own; readers of the old version never see the new bytes.
-            inode_key = f.key if f.file_key is None else f"{f.key}@{f.file_key}"
-            node = Node(
-                f.kind, f.key, names[f.key], self._inodes.inode(inode_key),
-                object_id=f.object_id, ctime_s=f.ctime_s, mtime_s=f.mtime_s,
-                notion_url=f.notion_url, role=f.role, remote=remote, files=f.files,
-                owner_id=f.owner_id,
-            )  # fmt: skip
-            children[node.name] = node
-        folder_path = self._paths.record(folder.key, children.values())
-        if generated:
-            key = f"{folder.key}/{generated}"
-            children[generated] = Node(
-                Kind.GENERATED, key, generated, self._inodes.inode(key),
-                object_id=folder.object_id, ctime_s=folder.ctime_s, mtime_s=folder.mtime_s,
-                notion_url=folder.notion_url, text=text(children, folder_path),
-            )  # fmt: skip
-        return children
 
     # ---- the metadata cache on disk ------------------------------------------------------
 
@@ -527,7 +475,7 @@ class NotionWorkspace:
             if entry is None:
                 continue
             listing = entry[1]
-            children = self._materialise(
+            children = self._nodes.make(
                 folder, listing.found, None,
                 generated=listing.generated[0] if listing.generated else None,
                 text=_kept_text(listing.generated[1] if listing.generated else b""),
