@@ -24,6 +24,7 @@ __all__ = [
     "FileTooLargeError",
     "UnsupportedFileError",
     "UploadPendingError",
+    "UploadStillRunningError",
     "UploadFailedError",
     "ConflictError",
     "GeneratedFileError",
@@ -138,6 +139,10 @@ class UnsupportedFileError(NotionFSError):
 
 class UploadPendingError(NotionFSError):
     """An upload did not finish now; it stays journalled and is retried in the background."""
+
+
+class UploadStillRunningError(UploadPendingError):
+    """An upload outlasted the wait with no attempt failed: it goes on in the background."""
 
 
 class UploadFailedError(NotionFSError):

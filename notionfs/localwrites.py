@@ -14,7 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import ConflictError, NotionFSError, NotWritableError, UploadFailedError
+from .errors import (
+    ConflictError,
+    NotionFSError,
+    NotWritableError,
+    UploadFailedError,
+    UploadStillRunningError,
+)
 from .journal import Entry, Target
 from .locallayer import LocalFile, LocalLayer, close_staged
 from .nodes import Kind, Node
@@ -287,6 +293,12 @@ class LocalWrites:
             with local.lock:
                 local.dirty = True  # refused for good: a later flush may try again
             raise
+        except UploadStillRunningError as running:
+            # A big file on a slow link: nothing failed, the bytes are fsynced and journalled
+            # (as safe as on a local disk), and the upload goes on. close() succeeds; a later
+            # failure shows in user.notionfs.state and the log.
+            logger.info("%s", running)
+            return
         with local.lock:
             self.confirmed(local, done)
 
@@ -305,7 +317,11 @@ class LocalWrites:
             local.target = None
             local.dirty = False
         self._layer.move(local, name, None)
-        done = self._queue.wait(entry.id, timeout_s=self._wait_s)
+        try:
+            done = self._queue.wait(entry.id, timeout_s=self._wait_s)
+        except UploadStillRunningError as running:
+            logger.info("%s", running)
+            return
         with local.lock:
             self.confirmed(local, done)
 

@@ -19,6 +19,7 @@ from notionfs.errors import (
     NotionFSError,
     UploadFailedError,
     UploadPendingError,
+    UploadStillRunningError,
 )
 from notionfs.filetypes import check_file
 from notionfs.journal import Entry, Journal, Target
@@ -210,7 +211,7 @@ class UploadQueue:
                     )
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise UploadPendingError(
+                    raise UploadStillRunningError(
                         f"{entry.name!r} is still uploading ({entry.state}); it continues in "
                         "the background"
                     )

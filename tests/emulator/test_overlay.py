@@ -153,3 +153,46 @@ def test_a_version_written_while_the_first_upload_waits_is_journalled_at_close(
               and b["file"]["name"] == "draft.txt"]
     assert len(drafts) == 1
     assert rig.block_bytes(drafts[0]["id"]) == b"second version, longer\n"
+
+
+def test_a_healthy_upload_slower_than_the_wait_lets_close_succeed(
+    world: World, tmp_path: Path
+) -> None:
+    """A big file on a slow link outlasts the flush's wait with nothing failed: close()
+    succeeds (the bytes are journalled), the state says it is still on its way, and it
+    lands. Notion down, by contrast, is an error close() hears of (EIO)."""
+    rig = build_rig(world, tmp_path / "staging")
+    rig.queue.start()
+    files_http = file_host_client(rig.settings)
+    workspace = NotionWorkspace(rig.client, files_http, rig.settings)
+    overlay = WriteOverlay(workspace, rig.queue, wait_s=0.3)
+    try:
+        assert overlay.lookup(PAGE) is not None
+        world.emulator.faults.latency_s = 0.25  # create, send, append: ~0.75 s in all
+        handle = overlay.create(f"{PAGE}/slow.txt")
+        handle.write(0, b"on a slow link\n")
+        handle.flush()  # no error: still running, nothing failed
+        handle.close()
+        node = overlay.lookup(f"{PAGE}/slow.txt")
+        assert node is not None and overlay.xattrs(node)["state"] != "done"
+        deadline = time.monotonic() + 20
+        while overlay.xattrs(node)["state"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert overlay.xattrs(node)["state"] == "done"
+        world.emulator.faults.latency_s = 0.0
+        world.emulator.pause_api()
+        down = overlay.create(f"{PAGE}/down.txt")
+        down.write(0, b"Notion is away\n")
+        with pytest.raises(NotionFSError):
+            down.flush()
+        down.close()
+    finally:
+        world.emulator.faults.latency_s = 0.0
+        world.emulator.resume_api()
+        overlay.close()
+        rig.queue.close()
+        files_http.close()
+        rig.client.close()
+    drafts = [b for b in rig.children(world.refs.big_page.id) if b["type"] == "file"
+              and b["file"]["name"] == "slow.txt"]
+    assert len(drafts) == 1
