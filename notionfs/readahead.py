@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 
 from .blockcache import BlockCache, RangeFetcher
 from .config import Settings
@@ -30,14 +31,19 @@ class ReadaheadPolicy:
     Following mountpoint-s3's prefetcher: nothing is read ahead until a run of sequential
     reads has consumed ``initial_bytes`` (a quarter of it for a run from the file's first
     byte); random readers get right-sized requests only. Then a *window* is kept ahead of
-    the reader: ``GROWTH`` times what the run has read, at least ``initial_bytes`` and at
-    most ``max_window_bytes``. The window is fetched in *parts*, ranges of about a
-    ``parts``-th of it (whole ``align_bytes`` blocks, at least one, at most
-    ``max_part_bytes``), each its own ranged request, handed out one at a time
-    (``next_part``) as the window moves on and the caller has room: about ``parts``
-    requests stay in flight from the first window on, so a host that paces each connection
-    (S3 does) still fills the link. Near the end of the file the parts shrink with what is
-    left, so the last ones end together rather than one long part finishing alone.
+    the reader: ``GROWTH`` times what the run has read (counting at least
+    ``initial_bytes``), at most ``max_window_bytes``.
+
+    The window is fetched in *parts*, each its own ranged request, handed out one at a time
+    (``next_part``) as the window moves on and the caller has room. While the reader waits
+    on the host (a read not answered from memory within the last half window), a part is
+    a ``parts``-th of the window (whole ``align_bytes`` blocks, at least one, at most
+    ``max_part_bytes``): ``parts`` requests in flight from the first window on, so a host
+    that paces each connection (S3 does) still fills the link. A reader the read-ahead
+    keeps ahead of, or a host where one request outruns the reader twice over
+    (``part_done``), gets half-window parts: as fast, with fewer requests and less CPU.
+    Once the window reaches the end of the file, what is left is shared evenly by the last
+    parts, so they end together rather than one long part finishing alone.
 
     Reads within a tolerance of the run (the kernel delivers its read-ahead from several
     threads, not always in order) continue it; any other read is a seek and starts a new
@@ -68,6 +74,9 @@ class ReadaheadPolicy:
         self._run_start: int | None = None
         self._run_end = 0
         self._ahead_until: int | None = None  # end of what was handed out ahead
+        self._tail_part: int | None = None  # the size of the last parts, once known
+        self._waited_until = 0  # the run's end at the last read not answered from memory
+        self._fast_host = False  # the last part outran the reader on its own
 
     @property
     def streaming(self) -> bool:
@@ -78,8 +87,11 @@ class ReadaheadPolicy:
         """While streaming: the offset before which the run will not read again."""
         return self._run_end - self._tolerance() if self.streaming else None
 
-    def on_read(self, offset: int, end: int, file_size: int) -> bool:
-        """Record a read of ``[offset, end)``; True if it was a seek (a new run)."""
+    def on_read(self, offset: int, end: int, file_size: int, *, waited: bool = True) -> bool:
+        """Record a read of ``[offset, end)``; True if it was a seek (a new run).
+
+        ``waited``: the read was not answered from memory (the reader may wait on the host).
+        """
         if self._run_start is not None and self._continues_run(offset):
             self._run_start = min(self._run_start, offset)
             self._run_end = max(self._run_end, end)
@@ -87,7 +99,9 @@ class ReadaheadPolicy:
         else:
             seeked = self._run_start is not None
             self._run_start, self._run_end = offset, end
-            self._ahead_until = None
+            self._ahead_until = self._tail_part = None
+        if waited:
+            self._waited_until = self._run_end
         if self._ahead_until is None and self._run_end - self._run_start >= (
             self._initial_bytes // HEAD_SHARE if self._run_start == 0 else self._initial_bytes
         ):
@@ -100,32 +114,57 @@ class ReadaheadPolicy:
         part more (the reader must move on first) or the run is not sequential."""
         if self._ahead_until is None or self._run_start is None:
             return None
-        window = min(
-            max(self._initial_bytes, GROWTH * (self._run_end - self._run_start)),
-            self._max_window_bytes,
-        )
+        window = self._window()
         start = self._ahead_until
         target = min(file_size, self._run_end + window)
-        part = min(self._max_part_bytes, self._align_up(-(-window // self._parts)))
-        # The last parts share what is left of the file.
-        part = min(part, self._align_up(-(-(file_size - start) // self._parts)))
+        # A reader that waited on the host within the last half window, on a host where one
+        # request is slower than the reader, needs the window spread over parallel
+        # requests; otherwise a request per half window keeps up, and costs less.
+        spread = not self._fast_host and self._run_end - self._waited_until < window // 2
+        share = self._parts if spread else min(2, self._parts)
+        part = min(self._max_part_bytes, self._align_up(-(-window // share)))
+        if target == file_size and self._tail_part is None:
+            # The window reaches the end: what is left is shared by the last parts evenly.
+            self._tail_part = self._align_up(-(-(file_size - start) // share))
+        if self._tail_part is not None:
+            part = min(part, self._tail_part)
         if start >= target or (target - start < part and target < file_size):
             return None
         stop = min(file_size, start + part)
         self._ahead_until = stop
         return start, stop
 
+    @property
+    def position(self) -> int:
+        """The end of the current run (what the reader has got to)."""
+        return self._run_end
+
+    @property
+    def run_start(self) -> int:
+        """Where the current run began."""
+        return self._run_start or 0
+
+    def part_done(self, part_bps: float, reader_bps: float) -> None:
+        """A part came in at ``part_bps`` while the run is read at ``reader_bps`` on
+        average: a request that outruns the reader twice over needs no others beside it.
+        Judged once the run has read a first window: before, the reader's rate is that of
+        its first round trips."""
+        assert self._run_start is not None
+        if self._run_end - self._run_start >= GROWTH * self._initial_bytes:
+            self._fast_host = part_bps > 2 * reader_bps
+
     def _align_up(self, offset: int) -> int:
         return max(self._align, -(-offset // self._align) * self._align)
 
     def _tolerance(self) -> int:
-        if self._ahead_until is None or self._run_start is None:
+        if self._ahead_until is None:
             return self._tolerance_bytes
-        window = min(
-            max(self._initial_bytes, GROWTH * (self._run_end - self._run_start)),
-            self._max_window_bytes,
-        )
-        return min(max(self._tolerance_bytes, window // 2), self._max_tolerance_bytes)
+        return min(max(self._tolerance_bytes, self._window() // 2), self._max_tolerance_bytes)
+
+    def _window(self) -> int:
+        assert self._run_start is not None
+        read = self._run_end - self._run_start
+        return min(GROWTH * max(self._initial_bytes, read), self._max_window_bytes)
 
     def _continues_run(self, offset: int) -> bool:
         horizon = max(self._run_end, self._ahead_until or 0)
@@ -169,6 +208,7 @@ class FileReader:
         self._filling = False
         self._closed = False
         self._drop_from = 0  # first block of the current run not yet dropped behind it
+        self._streamed_from: tuple[float, int] | None = None  # (when, where) the run streams
 
     @property
     def size(self) -> int:
@@ -179,7 +219,9 @@ class FileReader:
         if size <= 0 or offset >= self._size:
             return b""
         end = min(offset + size, self._size)
-        streaming = self._read_ahead(offset, end) if self._executor is not None else False
+        streaming = (
+            self._read_ahead(offset, end, waited=True) if self._executor is not None else False
+        )
         # A sequential reader that overtakes its read-ahead fetches whole blocks, not 128 KiB.
         # Any other reader that must fetch takes as much again in the same request: FUSE cuts
         # a program's read into 128 KiB pieces and asks for the next only once this one is
@@ -198,7 +240,7 @@ class FileReader:
         end = min(offset + size, self._size)
         data = self._cache.read_cached(self._key, self._size, offset, end)
         if data is not None and self._executor is not None:
-            self._read_ahead(offset, end)
+            self._read_ahead(offset, end, waited=False)
         return data
 
     def close(self) -> None:
@@ -207,14 +249,20 @@ class FileReader:
             self._closed = True
             self._cancel_pending()
 
-    def _read_ahead(self, offset: int, end: int) -> bool:
-        """Note the read, start any read-ahead it calls for; True if the run is sequential."""
+    def _read_ahead(self, offset: int, end: int, *, waited: bool) -> bool:
+        """Note the read, start any read-ahead it calls for; True if the run is sequential.
+
+        ``waited``: the cache could not answer it (it may wait on the host).
+        """
         with self._lock:
             if self._closed:
                 return False
-            if self._policy.on_read(offset, end, self._size):
+            if self._policy.on_read(offset, end, self._size, waited=waited):
                 self._cancel_pending()
                 self._drop_from = offset // self._cache.block_size_bytes
+                self._streamed_from = None
+            if self._streamed_from is None and self._policy.streaming:
+                self._streamed_from = (time.monotonic(), self._policy.run_start)
             self._fill()
             self._drop_behind()
             return self._policy.streaming
@@ -283,10 +331,22 @@ class FileReader:
         start = max(start, behind - behind % self._cache.block_size_bytes)
         if cancelled.is_set() or start >= end:
             return
+        began = time.monotonic()
         try:
             self._cache.prefetch(self._key, self._size, start, end, self._fetch, cancelled)
         except NotionFSError as exc:
             # The reader that needs these bytes fetches them itself and sees the error.
             logger.debug("read-ahead of %s [%d, %d) failed: %s", self._key, start, end, exc)
+            return
         except Exception:
             logger.exception("read-ahead of %s [%d, %d) failed", self._key, start, end)
+            return
+        now = time.monotonic()
+        with self._lock:
+            if cancelled.is_set() or self._streamed_from is None:
+                return
+            at, position = self._streamed_from
+            self._policy.part_done(
+                (end - start) / max(now - began, 1e-6),
+                (self._policy.position - position) / max(now - at, 1e-6),
+            )

@@ -464,12 +464,46 @@ def test_window_grows_with_the_run_up_to_the_cap_in_parts() -> None:
     )
     for read_end, start, end in handed:
         assert start % MiB == 0 and (end % MiB == 0 or end == size)
-        # Ahead of the reader: at most eight times what it has read, and never past the cap.
-        assert end - read_end <= min(8 * read_end, 16 * MiB)
+        # Ahead of the reader: at most eight times what it has read (counting at least the
+        # initial size), and never past the cap.
+        assert end - read_end <= min(8 * max(read_end, 1 * MiB), 16 * MiB)
     sizes = [e - s for _, s, e in handed]
-    assert sizes[0] == 1 * MiB
+    assert sizes[:3] == [2 * MiB] * 3  # the first window (8 x 1 MiB) in 4 parts at once
     assert max(sizes) == 4 * MiB  # the 16 MiB window in 4 parts
-    assert sizes[-1] == 1 * MiB  # the last parts shrink with what is left
+    assert sizes[-4:] == [1 * MiB] * 4  # what is left when the window reaches the end
+
+
+def test_a_reader_the_read_ahead_keeps_ahead_of_gets_fewer_larger_parts() -> None:
+    size = 256 * MiB
+
+    def parts_after(waited: bool, part_bps: float | None) -> list[int]:
+        policy = ReadaheadPolicy(
+            1 * MiB, 64 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB,
+            max_part_bytes=16 * MiB,
+        )
+        sizes: list[int] = []
+        for offset in range(0, 160 * MiB, 128 * KiB):
+            # The first MiB always misses the cache; after it, ``waited`` says.
+            policy.on_read(offset, offset + 128 * KiB, size, waited=waited or offset < MiB)
+            if part_bps is not None and offset >= 8 * MiB:
+                policy.part_done(part_bps, reader_bps=100e6)
+            while (part := policy.next_part(size)) is not None:
+                sizes.append(part[1] - part[0])
+        return sizes
+
+    waiting = parts_after(waited=True, part_bps=20e6)
+    served_from_memory = parts_after(waited=False, part_bps=None)
+    fast_host = parts_after(waited=True, part_bps=1e9)
+    # A reader waiting on a slow host: the 64 MiB window in eighths, 8 MiB each.
+    assert max(waiting) == 8 * MiB and waiting[-1] == 8 * MiB
+    # The window kept ahead of the reader, or one request outrunning it: half-window parts
+    # (up to max_request_bytes), fewer requests.
+    for sizes in (served_from_memory, fast_host):
+        assert sizes[:8] == [1 * MiB] * 8  # the first window goes out spread regardless
+        assert sizes[-1] == 16 * MiB
+        assert len(sizes) <= len(waiting) - 6
+    for sizes in (waiting, served_from_memory, fast_host):
+        assert sum(sizes) >= 159 * MiB  # everything the reader got to was read ahead
 
 
 def test_nothing_is_read_ahead_before_a_run_is_long_enough() -> None:
