@@ -18,7 +18,7 @@ import httpx
 
 from .config import Settings
 from .errors import ResponseMismatch, UnsafeUrlError
-from .filetransport import FileHostTransport
+from .filetransport import DEFAULT_CHUNK_BYTES, FileHostTransport
 
 __all__ = [
     "NO_AUTH",
@@ -53,12 +53,13 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
 
 
-def file_host_client(settings: Settings) -> httpx.Client:
+def file_host_client(settings: Settings, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> httpx.Client:
     """The client for file hosts: the lean transport (see filetransport.py), the settings'
     timeouts, no redirects followed by httpx (fileurl.py follows them itself, checked), and
-    no credentials of any kind."""
+    no credentials of any kind. ``chunk_bytes``: the pieces a body is received in; the
+    kernel's read size, so that an aligned read is answered with a received piece as is."""
     return httpx.Client(
-        transport=FileHostTransport(),
+        transport=FileHostTransport(chunk_bytes=chunk_bytes),
         timeout=httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
         follow_redirects=False,
     )

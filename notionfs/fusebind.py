@@ -20,12 +20,14 @@ from .config import Settings
 from .errors import ConfigError
 
 __all__ = [
-    "BINDINGS", "Binding", "fuse_options", "load_binding", "libfuse_paths", "tune_read_ahead",
+    "BINDINGS", "Binding", "fuse_options", "kernel_read_bytes", "load_binding", "libfuse_paths",
+    "tune_read_ahead",
 ]
 
 logger = logging.getLogger(__name__)
 
 BINDINGS = ("auto", "fusepy", "mfusepy")
+_LIBFUSE2_READ_BYTES = 128 * 1024  # libfuse 2's ceiling on the kernel's read requests
 
 
 def libfuse_paths() -> dict[int, str | None]:
@@ -91,6 +93,13 @@ def load_binding(choice: str = "auto") -> Binding:
     return Binding("mfusepy", int(mfusepy.fuse_version_major), mfusepy.FUSE)
 
 
+def kernel_read_bytes(settings: Settings, libfuse_major: int) -> int:
+    """The size of the kernel's read requests on this mount (``max_read``)."""
+    if libfuse_major == 2 or settings.read_ahead_kb <= 0:
+        return _LIBFUSE2_READ_BYTES
+    return settings.read_ahead_kb * 1024
+
+
 def fuse_options(
     settings: Settings, fsname: str, extra: dict[str, Any], *, libfuse_major: int = 2
 ) -> dict[str, Any]:
@@ -115,7 +124,7 @@ def fuse_options(
         options["ro"] = True
     if libfuse_major == 2:
         # libfuse 2's ceiling; our own read-ahead does the rest.
-        options.update(max_read=131072, max_readahead=131072)
+        options.update(max_read=_LIBFUSE2_READ_BYTES, max_readahead=_LIBFUSE2_READ_BYTES)
         if settings.writable:
             # Without it libfuse 2 has the kernel send writes of one page (4 KiB) each: a
             # save crawls at ~20 MB/s. libfuse 3 writes big by default.
@@ -123,7 +132,7 @@ def fuse_options(
     elif settings.read_ahead_kb > 0:
         # libfuse 3 lets requests grow to 1 MiB; the adapter's init says the same to the
         # kernel (libfuse refuses a mount whose two figures differ), see tune_read_ahead.
-        options.update(max_read=settings.read_ahead_kb * 1024)
+        options.update(max_read=kernel_read_bytes(settings, libfuse_major))
     if sys.platform == "darwin":
         # Finder's volume name (the name after "notion:"), and no ._ files written or asked for.
         volname = _option_value(fsname.split(":", 1)[-1])[:32]

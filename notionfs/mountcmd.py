@@ -284,13 +284,20 @@ def _serve(
     require_writable: bool = False,
 ) -> None:
     from .fuse_ops import run_fuse
-    from .fusebind import fuse_options, tune_read_ahead
+    from .fusebind import fuse_options, kernel_read_bytes, tune_read_ahead
     from .persist import WORKSPACE_NAME_STATE, Persistence, open_store
     from .remote import file_host_client
     from .workspace import NotionWorkspace
 
-    # File hosts get their own client: the Notion token must never travel to them.
-    files_http = file_host_client(settings)
+    # File hosts get their own client: the Notion token must never travel to them. Bodies
+    # arrive in pieces of the kernel's read size (1 MiB under libfuse 3): a read is then
+    # answered with one received piece as it is, not with a copy joining eight.
+    files_http = file_host_client(
+        settings,
+        chunk_bytes=min(
+            settings.block_size_bytes, kernel_read_bytes(settings, binding.libfuse_major)
+        ),
+    )
     persist = None
     root = _cache_root(settings)
     if identity is not None and root is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 
 from .blockcache import BlockCache, RangeFetcher
 from .config import Settings
@@ -14,38 +15,68 @@ __all__ = ["FileReader", "ReadaheadPolicy"]
 
 logger = logging.getLogger(__name__)
 
+# Each window is this many times what its run has read (mountpoint-s3 grows its requests
+# eightfold too): a reader that stops leaves at most that much unread, and a stream fills
+# the link after its first few blocks instead of after a doubling per round trip.
+GROWTH = 8
+# A run from a file's first byte is called sequential after this share of the initial size:
+# a program reading a file from its start past its head reads on (cp, cat, players), and
+# the head itself is answered from what the size probe brought.
+HEAD_SHARE = 4
+
 
 class ReadaheadPolicy:
     """What one open handle should read ahead; pure bookkeeping, no I/O.
 
     Following mountpoint-s3's prefetcher: nothing is read ahead until a run of sequential
-    reads has consumed ``initial_bytes`` (random readers get right-sized requests only);
-    then chunks of ``initial_bytes``, doubling up to ``max_chunk_bytes``, are requested
-    whenever the reader enters the newest chunk, so at most two chunks are ahead of it.
+    reads has consumed ``initial_bytes`` (a quarter of it for a run from the file's first
+    byte); random readers get right-sized requests only. Then a *window* is kept ahead of
+    the reader: ``GROWTH`` times what the run has read (counting at least
+    ``initial_bytes``), at most ``max_window_bytes``.
+
+    The window is fetched in *parts*, each its own ranged request, handed out one at a time
+    (``next_part``) as the window moves on and the caller has room. While the reader waits
+    on the host (a read not answered from memory within the last half window), a part is
+    a ``parts``-th of the window (whole ``align_bytes`` blocks, at least one, at most
+    ``max_part_bytes``): ``parts`` requests in flight from the first window on, so a host
+    that paces each connection (S3 does) still fills the link. A reader the read-ahead
+    keeps ahead of, or a host where one request outruns the reader twice over
+    (``part_done``), gets half-window parts: as fast, with fewer requests and less CPU.
+    Once the window reaches the end of the file, what is left is shared evenly by the last
+    parts, so they end together rather than one long part finishing alone.
+
     Reads within a tolerance of the run (the kernel delivers its read-ahead from several
     threads, not always in order) continue it; any other read is a seek and starts a new
     run from the initial size. The tolerance is ``tolerance_bytes``, and while streaming it
-    grows with the chunk size up to ``max_tolerance_bytes``: a kernel reading further ahead
-    (a raised ``read_ahead_kb``) delivers its reads further out of order, and calling those
-    seeks would restart the window and refetch what was dropped behind, again and again.
+    grows with the window (half of it) up to ``max_tolerance_bytes``: a kernel reading
+    further ahead (a raised ``read_ahead_kb``) delivers its reads further out of order, and
+    calling those seeks would restart the window and refetch what was dropped behind.
     """
 
     def __init__(
         self,
         initial_bytes: int,
-        max_chunk_bytes: int,
+        max_window_bytes: int,
         tolerance_bytes: int,
         max_tolerance_bytes: int = 8 << 20,
+        *,
+        parts: int = 1,
+        align_bytes: int = 1,
+        max_part_bytes: int | None = None,
     ) -> None:
         self._initial_bytes = initial_bytes
-        self._max_chunk_bytes = max(initial_bytes, max_chunk_bytes)
+        self._max_window_bytes = max(initial_bytes, max_window_bytes)
         self._tolerance_bytes = tolerance_bytes
         self._max_tolerance_bytes = max(tolerance_bytes, max_tolerance_bytes)
+        self._parts = max(1, parts)
+        self._align = max(1, align_bytes)
+        self._max_part_bytes = max(self._align, max_part_bytes or self._max_window_bytes)
         self._run_start: int | None = None
         self._run_end = 0
-        self._chunk_bytes = initial_bytes
-        self._ahead_until: int | None = None  # end of what was requested ahead
-        self._newest_chunk_start = 0
+        self._ahead_until: int | None = None  # end of what was handed out ahead
+        self._tail_part: int | None = None  # the size of the last parts, once known
+        self._waited_until = 0  # the run's end at the last read not answered from memory
+        self._fast_host = False  # the last part outran the reader on its own
 
     @property
     def streaming(self) -> bool:
@@ -56,47 +87,89 @@ class ReadaheadPolicy:
         """While streaming: the offset before which the run will not read again."""
         return self._run_end - self._tolerance() if self.streaming else None
 
-    def _tolerance(self) -> int:
-        if not self.streaming:
-            return self._tolerance_bytes
-        return min(max(self._tolerance_bytes, self._chunk_bytes), self._max_tolerance_bytes)
+    def on_read(self, offset: int, end: int, file_size: int, *, waited: bool = True) -> bool:
+        """Record a read of ``[offset, end)``; True if it was a seek (a new run).
 
-    def on_read(self, offset: int, end: int, file_size: int) -> tuple[bool, list[tuple[int, int]]]:
-        """Record a read of ``[offset, end)``: (was it a seek?, ranges to fetch ahead now)."""
+        ``waited``: the read was not answered from memory (the reader may wait on the host).
+        """
         if self._run_start is not None and self._continues_run(offset):
             self._run_start = min(self._run_start, offset)
             self._run_end = max(self._run_end, end)
-            return False, self._next_chunks(file_size)
-        seeked = self._run_start is not None
-        self._run_start, self._run_end = offset, end
-        self._chunk_bytes = self._initial_bytes
-        self._ahead_until = None
-        return seeked, self._next_chunks(file_size)
+            seeked = False
+        else:
+            seeked = self._run_start is not None
+            self._run_start, self._run_end = offset, end
+            self._ahead_until = self._tail_part = None
+        if waited:
+            self._waited_until = self._run_end
+        if self._ahead_until is None and self._run_end - self._run_start >= (
+            self._initial_bytes // HEAD_SHARE if self._run_start == 0 else self._initial_bytes
+        ):
+            # The reader fetches the rest of the block it is in: the window starts after it.
+            self._ahead_until = min(file_size, self._align_up(self._run_end))
+        return seeked
+
+    def next_part(self, file_size: int) -> tuple[int, int] | None:
+        """The next part of the window to fetch, or None while the window holds no whole
+        part more (the reader must move on first) or the run is not sequential."""
+        if self._ahead_until is None or self._run_start is None:
+            return None
+        window = self._window()
+        start = self._ahead_until
+        target = min(file_size, self._run_end + window)
+        # A reader that waited on the host within the last half window, on a host where one
+        # request is slower than the reader, needs the window spread over parallel
+        # requests; otherwise a request per half window keeps up, and costs less.
+        spread = not self._fast_host and self._run_end - self._waited_until < window // 2
+        share = self._parts if spread else min(2, self._parts)
+        part = min(self._max_part_bytes, self._align_up(-(-window // share)))
+        if target == file_size and self._tail_part is None:
+            # The window reaches the end: what is left is shared by the last parts evenly.
+            self._tail_part = self._align_up(-(-(file_size - start) // share))
+        if self._tail_part is not None:
+            part = min(part, self._tail_part)
+        if start >= target or (target - start < part and target < file_size):
+            return None
+        stop = min(file_size, start + part)
+        self._ahead_until = stop
+        return start, stop
+
+    @property
+    def position(self) -> int:
+        """The end of the current run (what the reader has got to)."""
+        return self._run_end
+
+    @property
+    def run_start(self) -> int:
+        """Where the current run began."""
+        return self._run_start or 0
+
+    def part_done(self, part_bps: float, reader_bps: float) -> None:
+        """A part came in at ``part_bps`` while the run is read at ``reader_bps`` on
+        average: a request that outruns the reader twice over needs no others beside it.
+        Judged once the run has read a first window: before, the reader's rate is that of
+        its first round trips."""
+        assert self._run_start is not None
+        if self._run_end - self._run_start >= GROWTH * self._initial_bytes:
+            self._fast_host = part_bps > 2 * reader_bps
+
+    def _align_up(self, offset: int) -> int:
+        return max(self._align, -(-offset // self._align) * self._align)
+
+    def _tolerance(self) -> int:
+        if self._ahead_until is None:
+            return self._tolerance_bytes
+        return min(max(self._tolerance_bytes, self._window() // 2), self._max_tolerance_bytes)
+
+    def _window(self) -> int:
+        assert self._run_start is not None
+        read = self._run_end - self._run_start
+        return min(GROWTH * max(self._initial_bytes, read), self._max_window_bytes)
 
     def _continues_run(self, offset: int) -> bool:
         horizon = max(self._run_end, self._ahead_until or 0)
         tolerance = self._tolerance()
         return self._run_end - tolerance <= offset <= horizon + tolerance
-
-    def _next_chunks(self, file_size: int) -> list[tuple[int, int]]:
-        assert self._run_start is not None
-        if self._ahead_until is None:
-            if self._run_end - self._run_start < self._initial_bytes:
-                return []  # too short to call sequential
-            self._ahead_until = self._newest_chunk_start = self._run_end
-            entered_newest = True
-        else:
-            self._ahead_until = max(self._ahead_until, self._run_end)
-            entered_newest = self._run_end > self._newest_chunk_start
-        chunks: list[tuple[int, int]] = []
-        while entered_newest and self._ahead_until < file_size:
-            start = self._ahead_until
-            self._ahead_until = min(start + self._chunk_bytes, file_size)
-            self._newest_chunk_start = start
-            chunks.append((start, self._ahead_until))
-            self._chunk_bytes = min(self._chunk_bytes * 2, self._max_chunk_bytes)
-            entered_newest = self._run_end > start
-        return chunks
 
 
 class FileReader:
@@ -116,19 +189,26 @@ class FileReader:
         self._size = file_size
         self._fetch = fetch
         self._executor = executor
-        self._max_request_bytes = max(cache.block_size_bytes, settings.max_request_bytes)
-        # Two chunks are ahead at most: together within readahead_max and a quarter of the cache.
-        max_chunk_bytes = min(settings.readahead_max_bytes // 2, cache.capacity_bytes // 8)
+        # The window stays within readahead_max and a quarter of the cache; its parts run
+        # fetch_workers at a time, none larger than max_request_bytes.
+        self._parallel = max(1, settings.fetch_workers)
         self._policy = ReadaheadPolicy(
             settings.readahead_initial_bytes,
-            max_chunk_bytes,
+            min(settings.readahead_max_bytes, cache.capacity_bytes // 4),
             tolerance_bytes=settings.readahead_initial_bytes,
+            parts=self._parallel,
+            align_bytes=cache.block_size_bytes,
+            max_part_bytes=max(cache.block_size_bytes, settings.max_request_bytes),
         )
-        self._lock = threading.Lock()
+        # Reentrant: a part that ends (or is cancelled) on this thread tops up from its
+        # done callback, under the lock already held here.
+        self._lock = threading.RLock()
         self._cancelled = threading.Event()
         self._pending: list[concurrent.futures.Future[None]] = []
+        self._filling = False
         self._closed = False
         self._drop_from = 0  # first block of the current run not yet dropped behind it
+        self._streamed_from: tuple[float, int] | None = None  # (when, where) the run streams
 
     @property
     def size(self) -> int:
@@ -139,7 +219,9 @@ class FileReader:
         if size <= 0 or offset >= self._size:
             return b""
         end = min(offset + size, self._size)
-        streaming = self._read_ahead(offset, end) if self._executor is not None else False
+        streaming = (
+            self._read_ahead(offset, end, waited=True) if self._executor is not None else False
+        )
         # A sequential reader that overtakes its read-ahead fetches whole blocks, not 128 KiB.
         # Any other reader that must fetch takes as much again in the same request: FUSE cuts
         # a program's read into 128 KiB pieces and asks for the next only once this one is
@@ -158,7 +240,7 @@ class FileReader:
         end = min(offset + size, self._size)
         data = self._cache.read_cached(self._key, self._size, offset, end)
         if data is not None and self._executor is not None:
-            self._read_ahead(offset, end)
+            self._read_ahead(offset, end, waited=False)
         return data
 
     def close(self) -> None:
@@ -167,21 +249,47 @@ class FileReader:
             self._closed = True
             self._cancel_pending()
 
-    def _read_ahead(self, offset: int, end: int) -> bool:
-        """Note the read, start any read-ahead it calls for; True if the run is sequential."""
+    def _read_ahead(self, offset: int, end: int, *, waited: bool) -> bool:
+        """Note the read, start any read-ahead it calls for; True if the run is sequential.
+
+        ``waited``: the cache could not answer it (it may wait on the host).
+        """
         with self._lock:
             if self._closed:
                 return False
-            seeked, chunks = self._policy.on_read(offset, end, self._size)
-            if seeked:
+            if self._policy.on_read(offset, end, self._size, waited=waited):
                 self._cancel_pending()
                 self._drop_from = offset // self._cache.block_size_bytes
-            self._pending = [f for f in self._pending if not f.done()]
-            for start, stop in chunks:
-                for piece in range(start, stop, self._max_request_bytes):
-                    self._submit(piece, min(piece + self._max_request_bytes, stop))
+                self._streamed_from = None
+            if self._streamed_from is None and self._policy.streaming:
+                self._streamed_from = (time.monotonic(), self._policy.run_start)
+            self._fill()
             self._drop_behind()
             return self._policy.streaming
+
+    def _fill(self) -> None:
+        """Keep up to ``fetch_workers`` parts of the window in flight (lock held).
+
+        Never more: parts queued behind this handle's own would only wait for a worker,
+        and a part sized when a worker is free is sized for what is left by then.
+        """
+        if self._filling or self._closed:
+            return  # the loop under way sees the room this call was for
+        self._filling = True
+        try:
+            while True:
+                self._pending = [f for f in self._pending if not f.done()]
+                if len(self._pending) >= self._parallel:
+                    return
+                part = self._policy.next_part(self._size)
+                if part is None or not self._submit(*part):
+                    return
+        finally:
+            self._filling = False
+
+    def _part_done(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._fill()
 
     def _drop_behind(self) -> None:
         """Free blocks a streaming run has passed: their memory serves the next blocks.
@@ -198,21 +306,23 @@ class FileReader:
             self._cache.discard(self._key, max(self._drop_from, 1), upto)
             self._drop_from = upto
 
-    def _submit(self, start: int, end: int) -> None:
+    def _submit(self, start: int, end: int) -> bool:
         assert self._executor is not None
         try:
             future = self._executor.submit(self._prefetch, start, end, self._cancelled)
         except RuntimeError:  # the pool is shut down: the mount is going away
-            return
+            return False
         self._pending.append(future)
+        future.add_done_callback(self._part_done)
+        return True
 
     def _cancel_pending(self) -> None:
         """Drop queued read-ahead and stop the running one at its next chunk."""
         self._cancelled.set()
         self._cancelled = threading.Event()
-        for future in self._pending:
+        pending, self._pending = self._pending, []
+        for future in pending:
             future.cancel()
-        self._pending = []
 
     def _prefetch(self, start: int, end: int, cancelled: threading.Event) -> None:
         # The reader may have got past the start while this waited in the queue: what it
@@ -221,10 +331,22 @@ class FileReader:
         start = max(start, behind - behind % self._cache.block_size_bytes)
         if cancelled.is_set() or start >= end:
             return
+        began = time.monotonic()
         try:
             self._cache.prefetch(self._key, self._size, start, end, self._fetch, cancelled)
         except NotionFSError as exc:
             # The reader that needs these bytes fetches them itself and sees the error.
             logger.debug("read-ahead of %s [%d, %d) failed: %s", self._key, start, end, exc)
+            return
         except Exception:
             logger.exception("read-ahead of %s [%d, %d) failed", self._key, start, end)
+            return
+        now = time.monotonic()
+        with self._lock:
+            if cancelled.is_set() or self._streamed_from is None:
+                return
+            at, position = self._streamed_from
+            self._policy.part_done(
+                (end - start) / max(now - began, 1e-6),
+                (self._policy.position - position) / max(now - at, 1e-6),
+            )

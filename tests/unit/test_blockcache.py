@@ -71,6 +71,11 @@ class QueueExecutor(concurrent.futures.Executor):
         self.tasks.append((future, lambda: fn(*args, **kwargs)))
         return future
 
+    def run_one(self) -> None:
+        future, task = self.tasks.pop(0)
+        if future.set_running_or_notify_cancel():
+            future.set_result(task())
+
     def run_all(self) -> int:
         ran = 0
         for future, task in self.tasks:
@@ -421,57 +426,130 @@ def test_cancelled_prefetch_leaves_the_rest_to_readers() -> None:
 # ---- read-ahead policy --------------------------------------------------------------------
 
 
-def sequential_chunks(policy: ReadaheadPolicy, size: int, read_bytes: int) -> list[int]:
-    sizes: list[int] = []
-    for offset in range(0, size, read_bytes):
-        _, chunks = policy.on_read(offset, min(offset + read_bytes, size), size)
-        sizes.extend(end - start for start, end in chunks)
-    return sizes
+def note(
+    policy: ReadaheadPolicy, offset: int, end: int, size: int
+) -> tuple[bool, list[tuple[int, int]]]:
+    """A read, then every part the window holds now (a caller with room for all of them)."""
+    seeked = policy.on_read(offset, end, size)
+    parts: list[tuple[int, int]] = []
+    while (part := policy.next_part(size)) is not None:
+        parts.append(part)
+    return seeked, parts
 
 
-def test_window_doubles_while_sequential_up_to_the_cap() -> None:
-    policy = ReadaheadPolicy(1 * MiB, 8 * MiB, tolerance_bytes=1 * MiB)
-    sizes = sequential_chunks(policy, 64 * MiB, 128 * KiB)
-    assert sizes[:6] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 8 * MiB, 8 * MiB]
-    assert sum(sizes) == 63 * MiB  # everything after the first MiB, nothing past the end
+def sequential_parts(
+    policy: ReadaheadPolicy, size: int, read_bytes: int, start: int = 0, stop: int | None = None
+) -> list[tuple[int, int, int]]:
+    """(read end, part start, part end) for every part handed out while reading in order
+    from ``start`` to ``stop`` (the end of the file unless given)."""
+    out: list[tuple[int, int, int]] = []
+    for offset in range(start, size if stop is None else stop, read_bytes):
+        end = min(offset + read_bytes, size)
+        _, parts = note(policy, offset, end, size)
+        out.extend((end, s, e) for s, e in parts)
+    return out
+
+
+def test_window_grows_with_the_run_up_to_the_cap_in_parts() -> None:
+    size = 64 * MiB
+    policy = ReadaheadPolicy(
+        1 * MiB, 16 * MiB, tolerance_bytes=1 * MiB, parts=4, align_bytes=MiB
+    )
+    handed = sequential_parts(policy, size, 128 * KiB)
+    # A run from the first byte is sequential after 256 KiB; the window then starts at the
+    # next block (the reader fetches the rest of its own) and covers the file exactly once.
+    assert handed[0][1] == 1 * MiB and handed[0][0] == 256 * KiB
+    assert [(s, e) for _, s, e in handed] == list(
+        zip([s for _, s, _ in handed], [s for _, s, _ in handed][1:] + [size], strict=True)
+    )
+    for read_end, start, end in handed:
+        assert start % MiB == 0 and (end % MiB == 0 or end == size)
+        # Ahead of the reader: at most eight times what it has read (counting at least the
+        # initial size), and never past the cap.
+        assert end - read_end <= min(8 * max(read_end, 1 * MiB), 16 * MiB)
+    sizes = [e - s for _, s, e in handed]
+    assert sizes[:3] == [2 * MiB] * 3  # the first window (8 x 1 MiB) in 4 parts at once
+    assert max(sizes) == 4 * MiB  # the 16 MiB window in 4 parts
+    assert sizes[-4:] == [1 * MiB] * 4  # what is left when the window reaches the end
+
+
+def test_a_reader_the_read_ahead_keeps_ahead_of_gets_fewer_larger_parts() -> None:
+    size = 256 * MiB
+
+    def parts_after(waited: bool, part_bps: float | None) -> list[int]:
+        policy = ReadaheadPolicy(
+            1 * MiB, 64 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB,
+            max_part_bytes=16 * MiB,
+        )
+        sizes: list[int] = []
+        for offset in range(0, 160 * MiB, 128 * KiB):
+            # The first MiB always misses the cache; after it, ``waited`` says.
+            policy.on_read(offset, offset + 128 * KiB, size, waited=waited or offset < MiB)
+            if part_bps is not None and offset >= 8 * MiB:
+                policy.part_done(part_bps, reader_bps=100e6)
+            while (part := policy.next_part(size)) is not None:
+                sizes.append(part[1] - part[0])
+        return sizes
+
+    waiting = parts_after(waited=True, part_bps=20e6)
+    served_from_memory = parts_after(waited=False, part_bps=None)
+    fast_host = parts_after(waited=True, part_bps=1e9)
+    # A reader waiting on a slow host: the 64 MiB window in eighths, 8 MiB each.
+    assert max(waiting) == 8 * MiB and waiting[-1] == 8 * MiB
+    # The window kept ahead of the reader, or one request outrunning it: half-window parts
+    # (up to max_request_bytes), fewer requests.
+    for sizes in (served_from_memory, fast_host):
+        assert sizes[:8] == [1 * MiB] * 8  # the first window goes out spread regardless
+        assert sizes[-1] == 16 * MiB
+        assert len(sizes) <= len(waiting) - 6
+    for sizes in (waiting, served_from_memory, fast_host):
+        assert sum(sizes) >= 159 * MiB  # everything the reader got to was read ahead
 
 
 def test_nothing_is_read_ahead_before_a_run_is_long_enough() -> None:
-    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
-    for offset in range(0, 896 * KiB, 128 * KiB):
-        assert policy.on_read(offset, offset + 128 * KiB, 64 * MiB) == (False, [])
-    assert policy.on_read(896 * KiB, 1 * MiB, 64 * MiB) == (False, [(1 * MiB, 2 * MiB)])
+    size = 64 * MiB
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, align_bytes=MiB)
+    start = 10 * MiB  # not the head: a whole initial size before it counts as sequential
+    for offset in range(start, start + 896 * KiB, 128 * KiB):
+        assert note(policy, offset, offset + 128 * KiB, size) == (False, [])
+    seeked, parts = note(policy, start + 896 * KiB, start + MiB, size)
+    assert not seeked and parts and parts[0][0] == start + MiB
+    # From the file's first byte a quarter of it is enough.
+    head = ReadaheadPolicy(
+        1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB
+    )
+    assert note(head, 0, 128 * KiB, size) == (False, [])
+    assert note(head, 128 * KiB, 256 * KiB, size)[1][0] == (MiB, 2 * MiB)
 
 
 def test_seek_resets_the_window() -> None:
-    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
-    sequential_chunks(policy, 8 * MiB, 128 * KiB)
-    seeked, chunks = policy.on_read(40 * MiB, 40 * MiB + 128 * KiB, 64 * MiB)
-    assert seeked and chunks == []
-    sizes = []
-    for offset in range(40 * MiB + 128 * KiB, 48 * MiB, 128 * KiB):
-        seeked, chunks = policy.on_read(offset, offset + 128 * KiB, 64 * MiB)
-        assert not seeked
-        sizes.extend(e - s for s, e in chunks)
-    assert sizes[:3] == [1 * MiB, 2 * MiB, 4 * MiB]
+    size = 64 * MiB
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB)
+    handed = sequential_parts(policy, size, 128 * KiB, stop=8 * MiB)
+    assert max(e - s for _, s, e in handed) == 4 * MiB  # the 32 MiB window in 8 parts
+    # Past the window and its tolerance: a seek, and the next window starts small again.
+    assert note(policy, 56 * MiB, 56 * MiB + 128 * KiB, size) == (True, [])
+    handed = sequential_parts(policy, size, 128 * KiB, start=56 * MiB + 128 * KiB, stop=60 * MiB)
+    assert handed[0] == (57 * MiB, 57 * MiB, 58 * MiB)
 
 
 def test_out_of_order_reads_within_the_window_are_still_sequential() -> None:
-    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    size = 32 * MiB
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, align_bytes=MiB)
     rng = random.Random(7)
-    offsets = list(range(0, 32 * MiB, 128 * KiB))
+    offsets = list(range(0, size, 128 * KiB))
     # The kernel's read-ahead arrives from several threads: shuffle within groups of four.
     shuffled: list[int] = []
     for i in range(0, len(offsets), 4):
         group = offsets[i : i + 4]
         rng.shuffle(group)
         shuffled.extend(group)
-    sizes = []
+    ahead = 0
     for offset in shuffled:
-        seeked, chunks = policy.on_read(offset, offset + 128 * KiB, 32 * MiB)
+        seeked, parts = note(policy, offset, offset + 128 * KiB, size)
         assert not seeked
-        sizes.extend(e - s for s, e in chunks)
-    assert sizes[:4] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB]
+        ahead += sum(e - s for s, e in parts)
+    assert ahead == size - 1 * MiB  # one window, never restarted
 
 
 def deep_kernel_readahead(size: int, seed: int = 11) -> list[int]:
@@ -492,27 +570,26 @@ def deep_kernel_readahead(size: int, seed: int = 11) -> list[int]:
 
 def test_deeper_kernel_readahead_is_tolerated_once_streaming() -> None:
     size = 96 * MiB
-    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, align_bytes=MiB)
     ahead = 0
     for offset in deep_kernel_readahead(size):
-        seeked, chunks = policy.on_read(offset, offset + 128 * KiB, size)
+        seeked, parts = note(policy, offset, offset + 128 * KiB, size)
         assert not seeked, offset
-        ahead += sum(e - s for s, e in chunks)
+        ahead += sum(e - s for s, e in parts)
     assert ahead == size - 1 * MiB  # one window, never restarted
 
 
 def test_a_real_seek_while_streaming_is_still_a_seek() -> None:
-    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
-    sequential_chunks(policy, 40 * MiB, 128 * KiB)
-    seeked, chunks = policy.on_read(20 * MiB, 20 * MiB + 128 * KiB, 64 * MiB)
-    assert seeked and chunks == []
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, align_bytes=MiB)
+    sequential_parts(policy, 40 * MiB, 128 * KiB)
+    assert note(policy, 20 * MiB, 20 * MiB + 128 * KiB, 64 * MiB) == (True, [])
 
 
 def test_tail_read_then_head_read_reads_nothing_ahead() -> None:
-    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB)
+    policy = ReadaheadPolicy(1 * MiB, 32 * MiB, tolerance_bytes=1 * MiB, align_bytes=MiB)
     size = 64 * MiB
-    assert policy.on_read(size - 64 * KiB, size, size) == (False, [])
-    assert policy.on_read(0, 64 * KiB, size) == (True, [])
+    assert note(policy, size - 64 * KiB, size, size) == (False, [])
+    assert note(policy, 0, 64 * KiB, size) == (True, [])
 
 
 # ---- FileReader: the policy driving the cache ---------------------------------------------
@@ -527,17 +604,23 @@ def make_reader(
     return reader, fetch, cache
 
 
-def test_sequential_reader_gets_growing_requests_and_right_bytes() -> None:
+def test_sequential_reader_gets_a_growing_window_in_parts_and_right_bytes() -> None:
     data = pattern(40 * MiB)
     reader, fetch, _ = make_reader(data, InlineExecutor())
     out = [reader.read(offset, 128 * KiB) for offset in range(0, len(data), 128 * KiB)]
     assert b"".join(out) == data
-    demand = [(s, e) for s, e in fetch.calls if e - s <= 256 * KiB]
-    ahead = [e - s for s, e in fetch.calls if e - s > 256 * KiB]
-    # Before the run counts as sequential, each miss fetches its 128 KiB and the next.
-    assert demand == [(o, o + 256 * KiB) for o in range(0, MiB, 256 * KiB)]
-    assert ahead[:5] == [1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB]
-    assert len(fetch.calls) <= 11  # 40 MiB in a handful of requests
+    # The first read fetches what it needs and as much again; at 256 KiB the run is called
+    # sequential: the reader fetches the rest of its block, the window the blocks after it.
+    assert fetch.calls[0] == (0, 256 * KiB)
+    assert (256 * KiB, 1 * MiB) in fetch.calls
+    parts = [(s, e) for s, e in fetch.calls if s >= MiB]
+    assert [s for s, _ in parts] == [MiB] + [e for _, e in parts][:-1]  # in order, no gap
+    assert parts[-1][1] == len(data)
+    sizes = [e - s for s, e in parts]
+    assert sizes[:2] == [1 * MiB, 1 * MiB]  # a small window first, in one-block parts
+    assert max(sizes) >= 3 * MiB  # then larger parts as the window grows
+    assert sizes[-1] == 1 * MiB  # and smaller ones again as the end nears
+    assert len(fetch.calls) <= 30
     assert fetch.bytes_served == len(data)
 
 
@@ -664,17 +747,17 @@ def test_close_stops_read_ahead() -> None:
 
 
 def test_readers_of_different_files_keep_their_own_windows() -> None:
-    a, b = pattern(16 * MiB, 1), pattern(16 * MiB, 2)
+    a, b = pattern(64 * MiB, 1), pattern(64 * MiB, 2)
     cache = BlockCache(256 * MiB, 1 * MiB)
     reader_a, fetch_a, _ = make_reader(a, InlineExecutor(), cache)
     fetch_b = FakeFetcher(b)
     reader_b = FileReader(cache, "g", len(b), fetch_b, settings(), InlineExecutor())
-    for offset in range(0, 8 * MiB, 128 * KiB):
+    for offset in range(0, 16 * MiB, 128 * KiB):
         assert reader_a.read(offset, 128 * KiB) == a[offset : offset + 128 * KiB]
         assert reader_b.read(offset, 128 * KiB) == b[offset : offset + 128 * KiB]
-    for fetch in (fetch_a, fetch_b):
-        ahead = [end - start for start, end in fetch.calls if end - start > 256 * KiB]
-        assert ahead[:3] == [1 * MiB, 2 * MiB, 4 * MiB]
+    # Read in lockstep, each file's window grows as if it were read alone.
+    assert fetch_a.calls == fetch_b.calls
+    assert max(end - start for start, end in fetch_a.calls) >= 2 * MiB
 
 
 def test_read_ahead_is_capped_to_a_fraction_of_a_small_cache() -> None:
@@ -685,7 +768,7 @@ def test_read_ahead_is_capped_to_a_fraction_of_a_small_cache() -> None:
     fetch.before = lambda s, e: peaks.append(cache.cached_bytes + cache.reserved_bytes)
     for offset in range(0, len(data), 128 * KiB):
         assert reader.read(offset, 128 * KiB) == data[offset : offset + 128 * KiB]
-    assert max(end - start for start, end in fetch.calls) <= 2 * MiB  # capacity / 8
+    assert max(end - start for start, end in fetch.calls) <= 2 * MiB  # within capacity / 8
     assert max(peaks) <= 16 * MiB
     assert fetch.bytes_served == len(data)  # nothing evicted before it was read
 
@@ -708,3 +791,123 @@ def test_concurrent_sequential_readers_on_a_real_pool() -> None:
     # Each streaming reader frees what it passed, so the others may fetch it again.
     assert fetch.bytes_served <= 3 * len(data)
     assert cache.reserved_bytes == 0
+
+
+def test_first_read_is_one_request_with_nothing_ahead_of_it() -> None:
+    """Time to first byte stays that of one request: no read-ahead is started before it."""
+    data = pattern(64 * MiB)
+    executor = QueueExecutor()
+    reader, fetch, _ = make_reader(data, executor)
+    assert reader.read(0, 128 * KiB) == data[: 128 * KiB]
+    assert fetch.calls == [(0, 256 * KiB)]
+    assert executor.tasks == []
+
+
+def test_parts_in_flight_stay_within_fetch_workers_and_refill_as_they_end() -> None:
+    data = pattern(64 * MiB)
+    executor = QueueExecutor()
+    reader, fetch, _ = make_reader(data, executor, fetch_workers=4)
+    for offset in range(0, 4 * MiB, 128 * KiB):  # the window is 32 MiB by now
+        reader.read(offset, 128 * KiB)
+        assert len(executor.tasks) <= 4
+    assert len(executor.tasks) == 4
+    first_part = fetch.calls[-1]
+    # A part that ends makes room for the next one at once, without waiting for a read.
+    executor.run_one()
+    assert len(executor.tasks) == 4
+    assert fetch.calls[-1][0] >= first_part[0]
+    executor.run_all()
+    assert fetch.bytes_served <= len(data)
+
+
+class GatedFetcher(FakeFetcher):
+    """Holds requests from ``gate_from`` on until ``go`` is set; counts them in flight."""
+
+    def __init__(self, data: bytes, gate_from: int) -> None:
+        super().__init__(data)
+        self.gate_from = gate_from
+        self.go = threading.Event()
+        self.in_flight = 0
+        self.peak = 0
+
+    def __call__(self, start: int, end: int) -> Iterator[bytes]:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            if start >= self.gate_from:
+                self.go.wait(10)
+            yield from super().__call__(start, end)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_a_sequential_reader_keeps_fetch_workers_parts_in_flight_on_a_real_pool() -> None:
+    data = pattern(64 * MiB)
+    cache = BlockCache(256 * MiB, 1 * MiB)
+    fetch = GatedFetcher(data, gate_from=2 * MiB)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        reader = FileReader(cache, "f", len(data), fetch, settings(fetch_workers=4), pool)
+        with concurrent.futures.ThreadPoolExecutor(1) as user:
+            done = user.submit(
+                lambda: [reader.read(o, 128 * KiB) for o in range(0, len(data), 128 * KiB)]
+            )
+            wait_until(lambda: fetch.in_flight >= 4)
+            assert fetch.in_flight == 4  # a 16-thread pool, but this handle's 4 parts only
+            fetch.go.set()
+            assert b"".join(done.result(timeout=30)) == data
+        reader.close()
+    assert fetch.peak <= 4 + 1  # the parts, and at most the reader's own block beside them
+    assert cache.reserved_bytes == 0
+
+
+def test_readers_on_a_small_cache_with_a_failing_host_never_stall() -> None:
+    """Parts evicting each other from a cache a few windows large, a host failing one request
+    in ten, reads in order, shuffled, random and a mapping's faults, all at once on a pool
+    smaller than the parts wanted: every read ends (bytes or the host's error), and nothing
+    stays claimed or reserved."""
+    data = pattern(24 * MiB + 777)
+    cache = BlockCache(8 * MiB, 1 * MiB)
+    rng = random.Random(5)
+    rng_lock = threading.Lock()
+
+    def flaky(start: int, end: int) -> Iterator[bytes]:
+        with rng_lock:
+            fail = rng.random() < 0.1
+        for pos in range(start, end, 128 * KiB):
+            if fail and pos > start:
+                raise FileHostError("connection reset", 503)
+            time.sleep(0.0005)
+            yield data[pos : min(pos + 128 * KiB, end)]
+
+    orders = {
+        "in order": list(range(0, len(data), 128 * KiB)),
+        "shuffled": deep_kernel_readahead(len(data)),
+        "random": [random.Random(1).randrange(len(data)) for _ in range(64)],
+        "mapping": [o for o in range(0, len(data), 128 * KiB) if o % (3 * MiB) < MiB]
+        + [random.Random(2).randrange(len(data)) for _ in range(16)],
+    }
+    failures = 0
+    with concurrent.futures.ThreadPoolExecutor(2) as pool, concurrent.futures.ThreadPoolExecutor(
+        16
+    ) as kernel:
+        readers = {
+            name: FileReader(cache, "f", len(data), flaky, settings(fetch_workers=4), pool)
+            for name in orders
+        }
+        reads = [
+            (name, offset, kernel.submit(readers[name].read, offset, 128 * KiB))
+            for name, offsets in orders.items()
+            for offset in offsets
+        ]
+        for _, offset, future in reads:
+            try:
+                assert future.result(timeout=20) == data[offset : offset + 128 * KiB]
+            except FileHostError:
+                failures += 1
+        for reader in readers.values():
+            reader.close()
+    assert failures < len(reads) // 2
+    assert cache.reserved_bytes == 0
+    assert cache.cached_bytes <= 8 * MiB

@@ -22,6 +22,7 @@ from notionfs.emulator.filehost import FileHost
 from notionfs.emulator.model import FileSpec
 from notionfs.filetransport import FileHostTransport
 from notionfs.fileurl import Location
+from notionfs.fusebind import fuse_options, kernel_read_bytes
 from notionfs.remote import RemoteFile, file_host_client
 
 KiB = 1024
@@ -264,6 +265,33 @@ def test_remote_file_reads_through_the_lean_client(host: FileHost) -> None:
         host.faults.cut_after_bytes = 40 * KiB  # every body cut: resumed until complete
         assert reader.read(300 * KiB, 150 * KiB) == DATA[300 * KiB : 450 * KiB]
         reader.close()
+
+
+def test_kernel_sized_pieces_answer_an_aligned_read_without_a_copy(host: FileHost) -> None:
+    """Under libfuse 3 the kernel reads 1 MiB at a time, and bodies arrive in pieces of that
+    size: an aligned read gets the received piece itself, not a join of smaller ones."""
+    settings = Settings(block_size_bytes=256 * KiB, probe_head_bytes=16 * KiB)
+    assert kernel_read_bytes(settings, 2) == 128 * KiB
+    assert kernel_read_bytes(settings, 3) == 1024 * KiB
+    assert fuse_options(settings, "notion:x", {}, libfuse_major=3)["max_read"] == 1024 * KiB
+    assert kernel_read_bytes(Settings(read_ahead_kb=0), 3) == 128 * KiB
+    cache = BlockCache(1024 * KiB, settings.block_size_bytes)
+    with file_host_client(settings, chunk_bytes=256 * KiB) as http, ThreadPoolExecutor(1) as pool:
+        transport = http._transport
+        assert isinstance(transport, FileHostTransport) and transport.chunk_bytes == 256 * KiB
+        remote = RemoteFile(
+            "data",
+            lambda force: Location(host.signed_url(SPEC, 3600)[0], None),
+            http,
+            cache,
+            settings,
+            executor=pool,
+            known_size=len(DATA),
+        )
+        cache.prefetch("data", len(DATA), 256 * KiB, 512 * KiB, remote._fetch)
+        first = cache.read_cached("data", len(DATA), 256 * KiB, 512 * KiB)
+        assert first == DATA[256 * KiB : 512 * KiB]
+        assert cache.read_cached("data", len(DATA), 256 * KiB, 512 * KiB) is first
 
 
 # ---- TLS, as real file hosts speak it ------------------------------------------------------

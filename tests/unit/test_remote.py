@@ -246,8 +246,8 @@ def make_remote(
 def read(remote: RemoteFile, offset: int, size: int) -> bytes:
     """One read as FUSE makes it: a handle opened, read once, released.
 
-    Reads under ``readahead_initial_bytes`` (1 MiB here) start no read-ahead, so the
-    requests a test counts are the read's own.
+    Reads under ``readahead_initial_bytes`` (1 MiB here; a quarter of it from the file's
+    first byte) start no read-ahead, so the requests a test counts are the read's own.
     """
     reader = remote.reader()
     try:
@@ -419,7 +419,9 @@ def test_sequential_reader_streams_the_file_in_few_requests(host: FakeHost) -> N
     spans = [(int(first), int(last) + 1) for first, last in ranges]
     # Past the first MiB the run is sequential: no request is smaller than a block.
     assert all(end - start >= MiB or end == len(data) for start, end in spans if start >= MiB)
-    assert len(spans) <= 30  # 48 MiB in far fewer requests than one per MiB
+    # 48 MiB in far fewer requests than one per MiB: one-block parts only while the window
+    # is small and again for the last few MiB, so the last parts end together.
+    assert len(spans) <= 32
     assert host.bytes_sent <= len(data) + 2 * MiB
 
 
@@ -510,8 +512,8 @@ def test_403_refreshes_once_for_many_concurrent_readers(host: FakeHost) -> None:
     # Every reader reaches the host with the expired URL before any gets its 403.
     host.on_forbidden = lambda: arrived.wait(5) if resolver.forced == 0 else None
     with concurrent.futures.ThreadPoolExecutor(readers) as pool:
-        parts = list(pool.map(lambda i: read(remote, i * MiB, MiB // 2), range(readers)))
-    assert parts == [data[i * MiB : i * MiB + MiB // 2] for i in range(readers)]
+        parts = list(pool.map(lambda i: read(remote, i * MiB, MiB // 8), range(readers)))
+    assert parts == [data[i * MiB : i * MiB + MiB // 8] for i in range(readers)]
     assert resolver.forced == 1
     assert len(host.requests) == 2 * readers
 
