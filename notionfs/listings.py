@@ -66,6 +66,8 @@ class Listings:
         self._held: dict[str, Listing] = {}
         # Bumped by every invalidation: a fetch that started before one is stale on arrival.
         self._generation: dict[str, int] = {}
+        # Bumped by every expiry: a fetch that started before one arrives expired.
+        self._soft: dict[str, int] = {}
         # Fetches made as background work, by folder: promoted when a program joins one.
         self._running: dict[str, priority.Priority] = {}
         self._flights: SingleFlight[str, Listing] = SingleFlight(clock)
@@ -129,6 +131,7 @@ class Listings:
         with self._lock:
             held = self._held.get(folder.key)
             generation = self._generation.get(folder.key, 0)
+            soft = self._soft.get(folder.key, 0)
         if held is not None and self._is_fresh(held):
             return held  # listed by the flight that landed just before this one started
         try:
@@ -143,6 +146,8 @@ class Listings:
             if self._generation.get(folder.key, 0) != generation:
                 # Invalidated while Notion was asked: the answer may predate the change.
                 listing = dataclasses.replace(listing, listed_at=float("-inf"))
+            elif self._soft.get(folder.key, 0) != soft:
+                listing = dataclasses.replace(listing, listed_at=self._expired_at())
             self._held[folder.key] = listing
         return listing
 
@@ -150,6 +155,23 @@ class Listings:
         """Hold ``children`` for ``key`` as if just listed (a listing read back from disk)."""
         with self._lock:
             self._held[key] = Listing(children, self._clock(), source)
+
+    def expire(self, key: str) -> None:
+        """List ``key`` anew behind its next answer: the held listing still answers at once
+        (a layer above it shows what changed) while a background fetch replaces it; a fetch
+        already under way may predate the change, so what it brings is expired too. Without
+        background work this is ``invalidate``."""
+        if self._background is None:
+            self.invalidate(key)
+            return
+        with self._lock:
+            self._soft[key] = self._soft.get(key, 0) + 1
+            listing = self._held.get(key)
+            if listing is not None and listing.listed_at > float("-inf"):
+                self._held[key] = dataclasses.replace(listing, listed_at=self._expired_at())
+
+    def _expired_at(self) -> float:
+        return self._clock() - self._ttl_s - 1.0
 
     def invalidate(self, key: str) -> None:
         """List ``key`` anew on its next access (the held listing still answers meanwhile)."""

@@ -116,9 +116,14 @@ class LocalWrites:
             key = folder_key_of(target)
         elif target.block_id:
             key = self._ws.folder_of_block(target.block_id)
-        if key is not None:
-            self._ws.invalidate_key(key)
         local, earlier = self._layer.of_entry(entry.id)
+        if key is not None:
+            if local is None and earlier is None:
+                self._ws.invalidate_key(key)  # an earlier mount's upload: nothing shows it
+            else:
+                # This mount's file shows from the local layer until a listing fetched
+                # after the upload shows Notion's: that listing can come behind the answer.
+                self._ws.expire_key(key)
         if earlier is not None:
             # An earlier version landed; the later ones follow it into the same block.
             with earlier.lock:
@@ -334,7 +339,7 @@ class LocalWrites:
             local.following = False
             local.earlier.clear()
         local.done_at = self._clock()
-        self._ws.invalidate_key(local.folder_key)
+        self._ws.expire_key(local.folder_key)  # the local layer shows it meanwhile
 
     def wait_landed(self, local: LocalFile) -> Target | None:
         """Where ``local`` goes once its upload under way (if one is) has landed."""

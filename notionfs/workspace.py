@@ -383,6 +383,15 @@ class NotionWorkspace:
         if mark:
             self._listings.invalidate(row)
 
+    def expire_key(self, key: str) -> None:
+        """List the folder ``key`` anew behind its next answer (a write changed it, and the
+        write layer shows the change meanwhile). A files property lists from its row's
+        listing, which its own listing does not refresh: both are listed anew at once."""
+        if FILES_PROPERTY_MARK in key:
+            self.invalidate_key(key)
+        else:
+            self._listings.expire(key)
+
     def listed_at(self, folder: Node) -> float | None:
         """The clock time the held listing of ``folder`` was fetched (-inf once invalidated)."""
         listing = self._listings.held(folder.key)

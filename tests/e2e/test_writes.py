@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -343,6 +344,35 @@ def test_renames_onto_names_notion_already_has_replace_them(tmp_path: Path) -> N
     titles = [n.title for n in m.emulator.workspace.walk()
               if isinstance(n, Page) and not n.in_trash]
     assert titles.count("Blank") == 1 and "Drafts" not in titles
+
+
+def test_with_the_feed_on_a_save_leaves_the_next_listing_nothing_to_wait_for(
+    tmp_path: Path,
+) -> None:
+    """The folder a save landed in is listed anew behind its next answer (the local layer
+    shows the file meanwhile), not before it: no listing call is answered between the save
+    and the `ls` that follows it, and one comes after."""
+    children = "GET /v1/blocks/{id}/children"
+    with mounted(tmp_path, samples.nested_files(),
+                 args=("--poll-interval", "3600", "--deadline", "20")) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        (page / "one.txt").write_bytes(b"one\n")
+        saved = time.monotonic()
+        m.emulator.faults.latency_s = 0.3  # a listing waited for would be answered in here
+        try:
+            listed = os.listdir(page)
+            answered = time.monotonic()
+            assert wait_until(lambda: any(
+                r.route == children and r.at_s > answered
+                for r in m.emulator.counters.snapshot().log), 20)
+        finally:
+            m.emulator.faults.latency_s = 0.0
+        assert "one.txt" in listed
+        waited = [r for r in m.emulator.counters.snapshot().log
+                  if r.route == children and saved < r.at_s <= answered]
+        assert waited == []
+        assert files_of(page)["one.txt"] == sha(b"one\n")
 
 
 def test_the_change_feed_never_hides_what_is_not_uploaded_yet(tmp_path: Path) -> None:

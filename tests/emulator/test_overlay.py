@@ -15,7 +15,7 @@ from notionfs.overlay import WriteOverlay
 from notionfs.remote import file_host_client
 from notionfs.workspace import NotionWorkspace, WritableSource
 from tests.emulator.conftest import World
-from tests.emulator.uploading import Rig, build_rig
+from tests.emulator.uploading import Rig, build_rig, handed_over
 
 CREATE, SEND = "POST /v1/file_uploads", "POST /v1/file_uploads/{id}/send"
 APPEND, DELETE = "PATCH /v1/blocks/{id}/children", "DELETE /v1/blocks/{id}"
@@ -57,9 +57,8 @@ def test_a_save_is_read_back_at_once_costs_three_calls_and_hands_over(
     calls = [r.route for r in counters.snapshot().log[len(before.log):]]
     assert sorted(calls) == sorted([CREATE, SEND, APPEND]), calls
     handle.close()
-    # The next listing (fetched after the upload) shows Notion's block: same name and bytes.
-    shown = {n.name: n for n in source.listdir(folder)}
-    node = shown["notes.txt"]
+    # A listing fetched after the upload shows Notion's block: same name and bytes.
+    node = handed_over(source, folder, "notes.txt")
     assert not node.key.startswith("local:") and node.object_id
     reader = source.open(node)
     try:

@@ -18,7 +18,7 @@ from notionfs.overlay import WriteOverlay
 from notionfs.remote import file_host_client
 from notionfs.workspace import NotionWorkspace
 from tests.emulator.conftest import World
-from tests.emulator.uploading import CREATE, SEND, UPDATE_PAGE, Rig, build_rig
+from tests.emulator.uploading import CREATE, SEND, UPDATE_PAGE, Rig, build_rig, handed_over
 
 GET_PAGE = "GET /v1/pages/{id}"
 ROW = "/Home Page/Tasks/First task"  # Attachments: notes.txt
@@ -90,12 +90,12 @@ def test_a_new_file_becomes_the_last_entry_in_four_calls(
     handle.close()
     assert notion_entries(rig, "First task") == [("notes.txt", b"row attachment"),
                                                  ("spec.pdf", b"%PDF-1.4 spec")]
-    # The next listing (fetched after the upload) shows Notion's entry, not the local file.
+    # A listing fetched after the upload shows Notion's entry, not the local file.
     folder = source.lookup(PROP)
     assert folder is not None
-    nodes = {n.name: n for n in source.listdir(folder)}
-    assert not nodes["spec.pdf"].key.startswith("local:")
-    assert read(source, nodes["spec.pdf"]) == b"%PDF-1.4 spec"
+    node = handed_over(source, folder, "spec.pdf")
+    assert not node.key.startswith("local:")
+    assert read(source, node) == b"%PDF-1.4 spec"
 
 
 def test_an_empty_property_takes_its_first_file(overlay: tuple[WriteOverlay, Rig]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,15 @@ def build_rig(
     queue_options.setdefault("retry_cap_s", 0.2)
     queue = UploadQueue(engine, **queue_options)
     return Rig(world, root, settings, client, api, journal, staging, engine, queue)
+
+
+def handed_over(source: Any, folder: Any, name: str, timeout_s: float = 10.0) -> Any:
+    """The node ``name`` in ``folder`` once a listing fetched after its upload shows
+    Notion's file (with a change feed the folder is re-listed behind its next answer,
+    the local layer showing the file meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        node = {n.name: n for n in source.listdir(folder)}[name]
+        if not node.key.startswith("local:") or time.monotonic() > deadline:
+            return node
+        time.sleep(0.02)

@@ -158,3 +158,31 @@ def test_an_invalidation_during_a_fetch_leaves_its_answer_stale() -> None:
     assert list(result[0].children) == ["f1"]  # the waiter gets what arrived ...
     assert listings.fresh(FOLDER.key) is None  # ... but it is not trusted for the next one
     assert list(listings.get(FOLDER).children) == ["f2"]
+
+
+def test_expire_answers_at_once_and_relists_behind_the_answer() -> None:
+    """After a write the layer above shows: the held listing answers, a background fetch
+    replaces it; a fetch under way when it expired arrives expired. Without background
+    work an expiry is an invalidation."""
+    fetch, clock = Fetcher(), Clock()
+    queued: list[Any] = []
+    listings = Listings(fetch, ttl_s=60.0, deadline_s=5.0, clock=clock,
+                        background=queued.append)
+    listings.get(FOLDER)
+    listings.expire(FOLDER.key)
+    assert listings.fresh(FOLDER.key) is None
+    assert list(listings.get(FOLDER).children) == ["f1"] and fetch.calls == 1
+    assert len(queued) == 1  # the re-list, behind the answer
+    fetch.gate = threading.Event()
+    worker = threading.Thread(target=queued.pop(), daemon=True)
+    worker.start()
+    assert fetch.started.wait(5)
+    listings.expire(FOLDER.key)  # written again while that fetch was under way
+    fetch.gate.set()
+    worker.join(5)
+    assert fetch.calls == 2 and listings.fresh(FOLDER.key) is None
+    assert list(listings.get(FOLDER).children) == ["f2"] and len(queued) == 1
+    plain = _listings(Fetcher(), Clock())  # no background work: waited for, as invalidate
+    plain.get(FOLDER)
+    plain.expire(FOLDER.key)
+    assert list(plain.get(FOLDER).children) == ["f2"]
