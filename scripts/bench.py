@@ -105,7 +105,7 @@ def fake_results(quick: bool) -> Results:
         "wan_browse_wait_calls": 1, "wan_browse_calls_per_folder": 1.5, "wan_seq_mbps": 42,
         "wan_curl1_mbps": 19.5, "wan_curl4_mbps": 76, "wan_curl8_mbps": 150,
         "wan_find_cold_s": 80.0, "wan_find_cold_calls": 240, "wan_find_warm_s": 0.4,
-        "wan_find_warm_calls": 2,
+        "wan_find_warm_calls": 2, "wan_saves_s": 3.6, "wan_saves_calls": 16,
         "upload_small_cp_mbps": 40, "upload_small_curl_mbps": 60, "upload_small_calls": 3,
         "upload_big_cp_mbps": 300, "upload_big_curl_mbps": 400, "upload_big_calls": 30,
     }

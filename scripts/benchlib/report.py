@@ -384,6 +384,11 @@ def wan_rows(results: Results, setup: WanSetup) -> list[WanRow]:
         WanRow("  API calls (users/me and the change feed's first poll)", "",
                "wan_find_warm_calls", target="a few", check=_at_most("wan_find_warm_calls", 4),
                digits=0),
+        WanRow("Save 5 images of 200 KB in a row with cp into a page folder, then ls", "s",
+               "wan_saves_s", _calls_bound(setup, "wan_saves_calls"),
+               floor=_burst_floor(setup, "wan_saves_calls")),
+        WanRow("  API calls (3 a save: create, send, append; re-lists come after)", "",
+               "wan_saves_calls", digits=0),
         WanRow("429 answers from the emulator, whole WAN run", "", "wan_429", target="0",
                check=_at_most("wan_429", 0), digits=0),
     ]

@@ -151,6 +151,8 @@ def wan_workspace(data_dir: Path) -> tuple[Workspace, dict[str, Any]]:
         "big_file": big_path,
         "big_size": big.size,
         "big_source": str(big.path),
+        # Saved into last, after the walks: the demo's front page (its own containers).
+        "save_folder": [workspace.pages[0].title],
     }
     return workspace, targets
 

@@ -80,7 +80,7 @@ def run_wan(results: Results, plan: WanPlan, data_dir: Path,
         targets = emulator.info["targets"]
         for name, step in (("deep path", deep_path), ("nested folder", nested_folder),
                            ("browse", browse), ("sequential", sequential),
-                           ("remount", remount)):
+                           ("remount", remount), ("saves", saves)):
             progress(f"  {name}")
             step(results, emulator, plan, targets, progress)
         statuses = emulator.stats()["api_by_status"]
@@ -150,6 +150,36 @@ def _first_byte(path: Path) -> None:
             raise RuntimeError(f"{path} read nothing")
     finally:
         os.close(fd)
+
+
+SAVES = 5
+
+
+def saves(results: Results, emulator: EmulatorProcess, plan: WanPlan,
+          targets: dict[str, Any], progress: Callable[[str], None]) -> None:
+    """Five 200 KB images saved in a row with ``cp`` into the demo's first page folder (a
+    drag of several files), then ``ls``: the saves' own calls, and whatever listing a save
+    makes the next one wait on."""
+    source = plan.work_dir / "photo.png"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200_000))
+    for run in range(plan.runs):
+        with _mount(emulator, plan, f"wan-saves{run}") as mount:
+            folder = _under(mount, targets["save_folder"])
+            os.listdir(folder)  # listed before the clock starts, as a drag finds it
+            (folder / "warm-up.txt").write_bytes(b"first save asks the upload limit\n")
+            time.sleep(plan.rest_s)  # Notion's bucket full again
+            counts = _Counts(emulator)
+
+            def save_all(folder: Path = folder, run: int = run) -> None:
+                for i in range(SAVES):
+                    subprocess.run(["cp", str(source), str(folder / f"photo-{run}-{i}.png")],
+                                   check=True)
+                os.listdir(folder)
+
+            results.add("wan_saves_s", _timed(save_all))
+            delta = counts.take()
+            results.add("wan_saves_calls", delta["api_calls"])
+            _breakdown(progress, f"{SAVES} saves + ls", delta)
 
 
 def deep_path(results: Results, emulator: EmulatorProcess, plan: WanPlan,
