@@ -322,7 +322,7 @@ def _serve(
         except (ConfigError, OSError) as exc:
             if require_writable:
                 workspace.close()
-                raise
+                raise ConfigError(f"--writable: cannot save into this mount: {exc}") from None
             logger.warning("mounting read-only: %s", exc)
             settings = dataclasses.replace(settings, writable=False)
     options = fuse_options(
