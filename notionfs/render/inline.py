@@ -347,7 +347,13 @@ def _styled_all(segments: Sequence[_Segment]) -> str:
             continue
         lead = text[: len(text) - len(text.lstrip())]
         trail = text[len(text.rstrip()):]
-        body = code_span(core) if seg.style.code else escape_text(core)
+        if seg.style.code and seg.href and ("[" in core or "]" in core):
+            # A bracket in a code span inside link text can end the label a line-start
+            # "[...]:" reads as a link reference definition (the whole line then vanishes):
+            # as HTML code its brackets stay escaped.
+            body = f"<code>{escape_text(core)}</code>"
+        else:
+            body = code_span(core) if seg.style.code else escape_text(core)
         following = segments[index + 1] if index + 1 < len(segments) else None
         if seg.href:
             # Inside link brackets the markers always flank.

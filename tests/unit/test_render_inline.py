@@ -141,6 +141,16 @@ def test_styled_runs_read_back_with_their_styles_only(runs: list[dict[str, Any]]
         run["text"]["content"] for run in runs))
 
 
+def test_linked_code_with_a_bracket_never_reads_as_a_reference_definition() -> None:
+    # Found by Hypothesis: "[`]:`](...)" at a line start parsed as a link reference
+    # definition, and the line's text vanished.
+    for text in ("]:", "a]: b", "[x]"):
+        markdown = inline(text_run(text, href="https://x.test/a b", code=True))
+        html_out = MD.render(markdown)
+        assert f"<code>{html.escape(text, quote=False)}</code>" in html_out, html_out
+        assert '<a href="https://x.test/a%20b">' in html_out
+
+
 def test_code_spans_outgrow_backticks_inside() -> None:
     assert code_span("a`b") == "``a`b``"
     assert code_span("`edge`") == "`` `edge` ``"
