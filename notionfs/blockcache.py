@@ -108,6 +108,25 @@ class BlockCache:
         with self._lock:
             return self._reserved_bytes
 
+    def blocks_in_flight(self, key: str, first: int, end: int) -> int:
+        """How many of blocks ``first`` .. ``end - 1`` of ``key`` are being fetched."""
+        with self._lock:
+            return sum((key, index) in self._flights for index in range(first, end))
+
+    def held_until(self, key: str, offset: int, file_size: int, limit: int) -> int:
+        """Where the bytes of ``key`` held without a gap from ``offset`` end (at most
+        ``limit``); ``offset`` itself when its byte is not held."""
+        block = self.block_size_bytes
+        pos = offset
+        with self._lock:
+            while pos < min(limit, file_size):
+                index = pos // block
+                extent = self._lru.get((key, index))
+                if extent is None or not extent.lo <= pos - index * block < extent.hi:
+                    break
+                pos = index * block + extent.hi
+        return min(pos, limit, file_size)
+
     # ---- reads -------------------------------------------------------------------------
 
     def read(

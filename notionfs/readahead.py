@@ -6,6 +6,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from .blockcache import BlockCache, RangeFetcher
 from .config import Settings
@@ -42,8 +43,15 @@ class ReadaheadPolicy:
     that paces each connection (S3 does) still fills the link. A reader the read-ahead
     keeps ahead of, or a host where one request outruns the reader twice over
     (``part_done``), gets half-window parts: as fast, with fewer requests and less CPU.
-    Once the window reaches the end of the file, what is left is shared evenly by the last
-    parts, so they end together rather than one long part finishing alone.
+    Once the window reaches the end of the file, each part is an even share of what is
+    still to come (the rest of the file and what the parts under way have not brought),
+    so the last parts end together rather than one long part finishing alone.
+
+    A reader waiting on the host while the bytes after its read have landed (the parts
+    ahead of the one it waits on came first) is about to read those too: the window is
+    sized from where they end, so the request slots that just came free take parts sized
+    for where the reader will be in a moment, not for where it waits. Without a reader
+    waiting, the window grows only with what was read.
 
     Reads within a tolerance of the run (the kernel delivers its read-ahead from several
     threads, not always in order) continue it; any other read is a seek and starts a new
@@ -74,7 +82,6 @@ class ReadaheadPolicy:
         self._run_start: int | None = None
         self._run_end = 0
         self._ahead_until: int | None = None  # end of what was handed out ahead
-        self._tail_part: int | None = None  # the size of the last parts, once known
         self._waited_until = 0  # the run's end at the last read not answered from memory
         self._fast_host = False  # the last part outran the reader on its own
 
@@ -99,7 +106,7 @@ class ReadaheadPolicy:
         else:
             seeked = self._run_start is not None
             self._run_start, self._run_end = offset, end
-            self._ahead_until = self._tail_part = None
+            self._ahead_until = None
         if waited:
             self._waited_until = self._run_end
         if self._ahead_until is None and self._run_end - self._run_start >= (
@@ -109,25 +116,40 @@ class ReadaheadPolicy:
             self._ahead_until = min(file_size, self._align_up(self._run_end))
         return seeked
 
-    def next_part(self, file_size: int) -> tuple[int, int] | None:
+    def next_part(
+        self,
+        file_size: int,
+        in_flight: Callable[[int, int], int] | None = None,
+        ready_until: int | None = None,
+    ) -> tuple[int, int] | None:
         """The next part of the window to fetch, or None while the window holds no whole
-        part more (the reader must move on first) or the run is not sequential."""
+        part more (the reader must move on first) or the run is not sequential.
+
+        ``in_flight(lo, hi)``: how many bytes of ``[lo, hi)`` were asked for and have not
+        arrived. ``ready_until``: a read is waiting on the host, and the bytes from it up to
+        there are held (it will read them as soon as its own arrive).
+        """
         if self._ahead_until is None or self._run_start is None:
             return None
-        window = self._window()
+        position = max(self._run_end, ready_until or 0)
+        window = self._window(position)
         start = self._ahead_until
-        target = min(file_size, self._run_end + window)
+        target = min(file_size, position + window)
         # A reader that waited on the host within the last half window, on a host where one
         # request is slower than the reader, needs the window spread over parallel
         # requests; otherwise a request per half window keeps up, and costs less.
         spread = not self._fast_host and self._run_end - self._waited_until < window // 2
         share = self._parts if spread else min(2, self._parts)
         part = min(self._max_part_bytes, self._align_up(-(-window // share)))
-        if target == file_size and self._tail_part is None:
-            # The window reaches the end: what is left is shared by the last parts evenly.
-            self._tail_part = self._align_up(-(-(file_size - start) // share))
-        if self._tail_part is not None:
-            part = min(part, self._tail_part)
+        if target == file_size:
+            # The window reaches the end: a part takes an even share of what is still to
+            # come, counting what the parts under way have yet to bring, so that every
+            # request slot (this one is free now) runs out at about the same time. Rounded
+            # to the nearest block (not up: the last slots to come free would be left with
+            # little or nothing).
+            due = file_size - start + (in_flight(self._run_end, start) if in_flight else 0)
+            blocks = max(1, round(due / share / self._align))
+            part = min(part, blocks * self._align)
         if start >= target or (target - start < part and target < file_size):
             return None
         stop = min(file_size, start + part)
@@ -161,9 +183,10 @@ class ReadaheadPolicy:
             return self._tolerance_bytes
         return min(max(self._tolerance_bytes, self._window() // 2), self._max_tolerance_bytes)
 
-    def _window(self) -> int:
+    def _window(self, position: int | None = None) -> int:
+        """The window for a run that has got to ``position`` (where it is, by default)."""
         assert self._run_start is not None
-        read = self._run_end - self._run_start
+        read = (self._run_end if position is None else position) - self._run_start
         return min(GROWTH * max(self._initial_bytes, read), self._max_window_bytes)
 
     def _continues_run(self, offset: int) -> bool:
@@ -192,9 +215,10 @@ class FileReader:
         # The window stays within readahead_max and a quarter of the cache; its parts run
         # fetch_workers at a time, none larger than max_request_bytes.
         self._parallel = max(1, settings.fetch_workers)
+        self._max_window = min(settings.readahead_max_bytes, cache.capacity_bytes // 4)
         self._policy = ReadaheadPolicy(
             settings.readahead_initial_bytes,
-            min(settings.readahead_max_bytes, cache.capacity_bytes // 4),
+            self._max_window,
             tolerance_bytes=settings.readahead_initial_bytes,
             parts=self._parallel,
             align_bytes=cache.block_size_bytes,
@@ -207,6 +231,8 @@ class FileReader:
         self._pending: list[concurrent.futures.Future[None]] = []
         self._filling = False
         self._closed = False
+        # Reads waiting on the host, by thread: where each asked.
+        self._waiting: dict[int, int] = {}
         self._drop_from = 0  # first block of the current run not yet dropped behind it
         self._streamed_from: tuple[float, int] | None = None  # (when, where) the run streams
 
@@ -222,15 +248,23 @@ class FileReader:
         streaming = (
             self._read_ahead(offset, end, waited=True) if self._executor is not None else False
         )
+        if streaming:
+            with self._lock:
+                self._waiting[threading.get_ident()] = offset
         # A sequential reader that overtakes its read-ahead fetches whole blocks, not 128 KiB.
         # Any other reader that must fetch takes as much again in the same request: FUSE cuts
         # a program's read into 128 KiB pieces and asks for the next only once this one is
         # answered, so a 256 KiB read costs one round trip instead of two (and random 128 KiB
         # reads at most twice their bytes).
-        return self._cache.read(
-            self._key, self._size, offset, end, self._fetch, whole_blocks=streaming,
-            extra_bytes=0 if streaming else end - offset,
-        )
+        try:
+            return self._cache.read(
+                self._key, self._size, offset, end, self._fetch, whole_blocks=streaming,
+                extra_bytes=0 if streaming else end - offset,
+            )
+        finally:
+            if streaming:
+                with self._lock:
+                    self._waiting.pop(threading.get_ident(), None)
 
     def read_cached(self, offset: int, size: int) -> bytes | None:
         """Like read when the cache holds every byte asked for; None otherwise, and then
@@ -281,11 +315,23 @@ class FileReader:
                 self._pending = [f for f in self._pending if not f.done()]
                 if len(self._pending) >= self._parallel:
                     return
-                part = self._policy.next_part(self._size)
+                part = self._policy.next_part(self._size, self._in_flight, self._ready_until())
                 if part is None or not self._submit(*part):
                     return
         finally:
             self._filling = False
+
+    def _in_flight(self, lo: int, hi: int) -> int:
+        """Bytes of ``[lo, hi)`` being fetched (whole blocks: they settle block by block)."""
+        block = self._cache.block_size_bytes
+        return block * self._cache.blocks_in_flight(self._key, lo // block, -(-hi // block))
+
+    def _ready_until(self) -> int | None:
+        """With a read waiting on the host: where the bytes held from it end (lock held)."""
+        if not self._waiting:
+            return None
+        offset = min(self._waiting.values())
+        return self._cache.held_until(self._key, offset, self._size, offset + self._max_window)
 
     def _part_done(self, future: concurrent.futures.Future[None]) -> None:
         with self._lock:

@@ -193,6 +193,20 @@ def test_an_aligned_read_returns_the_received_piece_itself() -> None:
     assert any(answer is piece for piece in received)  # no copy on the way out
 
 
+def test_held_until_follows_the_bytes_held_without_a_gap() -> None:
+    cache = BlockCache(capacity_bytes=16 * MiB, block_size_bytes=1 * MiB)
+    cache.store("f", 0, b"a" * (2 * MiB))  # blocks 0 and 1
+    cache.store("f", 2 * MiB, b"b" * (256 * KiB))  # the head of block 2
+    cache.store("f", 4 * MiB, b"c" * MiB)  # block 4, after a gap
+    size = 10 * MiB
+    assert cache.held_until("f", 0, size, size) == 2 * MiB + 256 * KiB
+    assert cache.held_until("f", 512 * KiB, size, 1 * MiB) == 1 * MiB  # at most the limit
+    assert cache.held_until("f", 3 * MiB, size, size) == 3 * MiB  # not held: where it asked
+    assert cache.held_until("f", 4 * MiB, size, size) == 5 * MiB
+    assert cache.held_until("g", 0, size, size) == 0
+    assert cache.blocks_in_flight("f", 0, 10) == 0
+
+
 def test_stored_head_is_reused_and_only_the_rest_is_fetched() -> None:
     data = pattern(3 * MiB)
     cache = BlockCache(16 * MiB, 1 * MiB)
@@ -504,6 +518,58 @@ def test_a_reader_the_read_ahead_keeps_ahead_of_gets_fewer_larger_parts() -> Non
         assert len(sizes) <= len(waiting) - 6
     for sizes in (waiting, served_from_memory, fast_host):
         assert sum(sizes) >= 159 * MiB  # everything the reader got to was read ahead
+
+
+def test_the_last_parts_share_what_is_still_to_come_with_the_parts_under_way() -> None:
+    size = 40 * MiB
+    policy = ReadaheadPolicy(
+        1 * MiB, 64 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB,
+        max_part_bytes=16 * MiB,
+    )
+    for offset in range(0, 8 * MiB, 128 * KiB):  # the window (64 MiB) now reaches the end
+        policy.on_read(offset, offset + 128 * KiB, size)
+    ahead = 8 * MiB
+    policy._ahead_until = ahead  # what earlier parts took; 32 MiB left to hand out
+    # 24 MiB asked for and still on the way: a free slot takes an eighth of all 56 MiB still
+    # to come (7 MiB), not an eighth of what is left to hand out (4 MiB), so it runs out
+    # with the slots busy now instead of long before them.
+    part = policy.next_part(size, in_flight=lambda lo, hi: 24 * MiB)
+    assert part == (ahead, ahead + 7 * MiB)
+    # Later, nothing else on the way: the parts shrink to an even share of the rest, so
+    # the slots come free together at the end (the old rule kept the first share, 4 MiB,
+    # and one slot went on alone).
+    sizes = []
+    while (part := policy.next_part(size, in_flight=lambda lo, hi: 0)) is not None:
+        sizes.append(part[1] - part[0])
+    assert sum(sizes) == size - 15 * MiB
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1 * MiB
+    assert sizes[0] == 3 * MiB  # 25 MiB / 8, to the nearest block
+
+
+def test_a_waiting_reader_whose_next_bytes_landed_gets_parts_sized_for_where_it_goes() -> None:
+    size = 256 * MiB
+
+    def first_part_after_the_first_window(ready_until: int | None) -> tuple[int, int] | None:
+        policy = ReadaheadPolicy(
+            1 * MiB, 64 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB,
+            max_part_bytes=16 * MiB,
+        )
+        policy.on_read(0, 128 * KiB, size)
+        policy.on_read(128 * KiB, 256 * KiB, size)
+        first = []
+        while (part := policy.next_part(size)) is not None:
+            first.append(part)
+        assert first[0] == (1 * MiB, 2 * MiB) and first[-1][1] == 8 * MiB  # 1 MiB parts
+        policy.on_read(1 * MiB, 1 * MiB + 128 * KiB, size)  # waits on block 1
+        return policy.next_part(size, ready_until=ready_until)
+
+    # Blocks 1-7 landed while the reader waits at 1 MiB: it reads them next, so the free
+    # slot takes a part of the window it will have there (8 x 8 MiB, in eighths).
+    assert first_part_after_the_first_window(8 * MiB) == (8 * MiB, 16 * MiB)
+    # Nothing after its read landed: sized from where it is (a window of 8 x 1.1 MiB, in
+    # eighths rounded up to whole blocks).
+    assert first_part_after_the_first_window(1 * MiB) == (8 * MiB, 10 * MiB)
+    assert first_part_after_the_first_window(None) == (8 * MiB, 10 * MiB)
 
 
 def test_nothing_is_read_ahead_before_a_run_is_long_enough() -> None:
