@@ -108,10 +108,16 @@ class BlockCache:
         with self._lock:
             return self._reserved_bytes
 
-    def blocks_in_flight(self, key: str, first: int, end: int) -> int:
-        """How many of blocks ``first`` .. ``end - 1`` of ``key`` are being fetched."""
+    def bytes_due(self, key: str, first: int, end: int) -> int:
+        """Bytes of blocks ``first`` .. ``end - 1`` of ``key`` being fetched and not yet
+        received."""
+        due = 0
         with self._lock:
-            return sum((key, index) in self._flights for index in range(first, end))
+            for index in range(first, end):
+                flight = self._flights.get((key, index))
+                if flight is not None and (run := flight.run) is not None:
+                    due += run.due(flight.position)
+        return due
 
     def held_until(self, key: str, offset: int, file_size: int, limit: int) -> int:
         """Where the bytes of ``key`` held without a gap from ``offset`` end (at most

@@ -155,6 +155,15 @@ class Run:
                 self._finish(None)
                 self._cond.notify_all()
 
+    def due(self, position: int) -> int:
+        """Bytes of claim ``position`` not received yet (read without the lock: an estimate
+        for scheduling, exact once the run is quiet)."""
+        claims = self.claims
+        if self.finished or position < self.done or position >= len(claims):
+            return 0
+        claim = claims[position]
+        return claim.hi - claim.lo - (self._have if position == self.done else 0)
+
     def _settled(self, position: int) -> bool:
         return self.finished or self.done > position
 

@@ -26,6 +26,18 @@ GROWTH = 8
 HEAD_SHARE = 4
 
 
+def fill_level(rest: int, free: int, loads: list[int]) -> float:
+    """The level every slot reaches when ``rest`` bytes are poured over ``free`` empty slots
+    and busy ones holding ``loads`` bytes (those holding more than the level get none)."""
+    total, slots, level = float(rest), free, rest / free
+    for load in sorted(loads):
+        if load >= level:
+            break
+        total, slots = total + load, slots + 1
+        level = total / slots
+    return level
+
+
 class ReadaheadPolicy:
     """What one open handle should read ahead; pure bookkeeping, no I/O.
 
@@ -119,14 +131,15 @@ class ReadaheadPolicy:
     def next_part(
         self,
         file_size: int,
-        in_flight: Callable[[int, int], int] | None = None,
+        under_way: Callable[[], list[int]] | None = None,
         ready_until: int | None = None,
     ) -> tuple[int, int] | None:
         """The next part of the window to fetch, or None while the window holds no whole
         part more (the reader must move on first) or the run is not sequential.
 
-        ``in_flight(lo, hi)``: how many bytes of ``[lo, hi)`` were asked for and have not
-        arrived. ``ready_until``: a read is waiting on the host, and the bytes from it up to
+        ``under_way()``: for each part in flight, the bytes it has still to bring (the
+        request slots not in that list are free; this call is for one of them).
+        ``ready_until``: a read is waiting on the host, and the bytes from it up to
         there are held (it will read them as soon as its own arrive).
         """
         if self._ahead_until is None or self._run_start is None:
@@ -142,14 +155,12 @@ class ReadaheadPolicy:
         share = self._parts if spread else min(2, self._parts)
         part = min(self._max_part_bytes, self._align_up(-(-window // share)))
         if target == file_size:
-            # The window reaches the end: a part takes an even share of what is still to
-            # come, counting what the parts under way have yet to bring, so that every
-            # request slot (this one is free now) runs out at about the same time. Rounded
-            # to the nearest block (not up: the last slots to come free would be left with
-            # little or nothing).
-            due = file_size - start + (in_flight(self._run_end, start) if in_flight else 0)
-            blocks = max(1, round(due / share / self._align))
-            part = min(part, blocks * self._align)
+            # The window reaches the end: the rest is handed out so that the request slots
+            # run out together, each free one filled up to the level the busy ones will be
+            # at (what their parts have still to bring). Rounded to the nearest block.
+            loads = under_way() if under_way is not None else []
+            level = fill_level(file_size - start, max(1, share - len(loads)), loads)
+            part = min(part, max(1, round(level / self._align)) * self._align)
         if start >= target or (target - start < part and target < file_size):
             return None
         stop = min(file_size, start + part)
@@ -228,7 +239,8 @@ class FileReader:
         # done callback, under the lock already held here.
         self._lock = threading.RLock()
         self._cancelled = threading.Event()
-        self._pending: list[concurrent.futures.Future[None]] = []
+        # The parts in flight: [start, end) of each.
+        self._pending: dict[concurrent.futures.Future[None], tuple[int, int]] = {}
         self._filling = False
         self._closed = False
         # Reads waiting on the host, by thread: where each asked.
@@ -312,19 +324,28 @@ class FileReader:
         self._filling = True
         try:
             while True:
-                self._pending = [f for f in self._pending if not f.done()]
+                self._pending = {f: span for f, span in self._pending.items() if not f.done()}
                 if len(self._pending) >= self._parallel:
                     return
-                part = self._policy.next_part(self._size, self._in_flight, self._ready_until())
+                part = self._policy.next_part(self._size, self._under_way, self._ready_until())
                 if part is None or not self._submit(*part):
                     return
         finally:
             self._filling = False
 
-    def _in_flight(self, lo: int, hi: int) -> int:
-        """Bytes of ``[lo, hi)`` being fetched (whole blocks: they settle block by block)."""
+    def _under_way(self) -> list[int]:
+        """For each part in flight: about the bytes it has still to bring (lock held).
+
+        A body arrives in pieces as large as the kernel's reads (up to a block), so what
+        the cache can tell is block by block; the block being received counts half.
+        """
         block = self._cache.block_size_bytes
-        return block * self._cache.blocks_in_flight(self._key, lo // block, -(-hi // block))
+        loads = []
+        for future, (start, end) in self._pending.items():
+            if not future.done():
+                due = self._cache.bytes_due(self._key, start // block, -(-end // block))
+                loads.append(max(0, due - block // 2))
+        return loads
 
     def _ready_until(self) -> int | None:
         """With a read waiting on the host: where the bytes held from it end (lock held)."""
@@ -358,7 +379,7 @@ class FileReader:
             future = self._executor.submit(self._prefetch, start, end, self._cancelled)
         except RuntimeError:  # the pool is shut down: the mount is going away
             return False
-        self._pending.append(future)
+        self._pending[future] = (start, end)
         future.add_done_callback(self._part_done)
         return True
 
@@ -366,7 +387,7 @@ class FileReader:
         """Drop queued read-ahead and stop the running one at its next chunk."""
         self._cancelled.set()
         self._cancelled = threading.Event()
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, {}
         for future in pending:
             future.cancel()
 

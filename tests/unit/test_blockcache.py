@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from notionfs.blockcache import BlockCache
 from notionfs.config import Settings
 from notionfs.errors import FileHostError, ResponseMismatch
-from notionfs.readahead import FileReader, ReadaheadPolicy
+from notionfs.readahead import FileReader, ReadaheadPolicy, fill_level
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -204,7 +204,7 @@ def test_held_until_follows_the_bytes_held_without_a_gap() -> None:
     assert cache.held_until("f", 3 * MiB, size, size) == 3 * MiB  # not held: where it asked
     assert cache.held_until("f", 4 * MiB, size, size) == 5 * MiB
     assert cache.held_until("g", 0, size, size) == 0
-    assert cache.blocks_in_flight("f", 0, 10) == 0
+    assert cache.bytes_due("f", 0, 10) == 0
 
 
 def test_stored_head_is_reused_and_only_the_rest_is_fetched() -> None:
@@ -520,7 +520,15 @@ def test_a_reader_the_read_ahead_keeps_ahead_of_gets_fewer_larger_parts() -> Non
         assert sum(sizes) >= 159 * MiB  # everything the reader got to was read ahead
 
 
-def test_the_last_parts_share_what_is_still_to_come_with_the_parts_under_way() -> None:
+def test_fill_level_pours_the_rest_over_free_and_busy_slots() -> None:
+    assert fill_level(8 * MiB, 8, []) == 1 * MiB
+    # Two free slots beside busy ones holding 1, 3 and 9 MiB: 10 MiB more brings the free
+    # ones and the first two busy ones to 3.5 MiB; the 9 MiB one gets none.
+    assert fill_level(10 * MiB, 2, [9 * MiB, 1 * MiB, 3 * MiB]) == 3.5 * MiB
+    assert fill_level(0, 1, [2 * MiB]) == 0
+
+
+def test_the_last_parts_fill_the_slots_up_to_the_level_of_the_busy_ones() -> None:
     size = 40 * MiB
     policy = ReadaheadPolicy(
         1 * MiB, 64 * MiB, tolerance_bytes=1 * MiB, parts=8, align_bytes=MiB,
@@ -530,20 +538,26 @@ def test_the_last_parts_share_what_is_still_to_come_with_the_parts_under_way() -
         policy.on_read(offset, offset + 128 * KiB, size)
     ahead = 8 * MiB
     policy._ahead_until = ahead  # what earlier parts took; 32 MiB left to hand out
-    # 24 MiB asked for and still on the way: a free slot takes an eighth of all 56 MiB still
-    # to come (7 MiB), not an eighth of what is left to hand out (4 MiB), so it runs out
-    # with the slots busy now instead of long before them.
-    part = policy.next_part(size, in_flight=lambda lo, hi: 24 * MiB)
-    assert part == (ahead, ahead + 7 * MiB)
-    # Later, nothing else on the way: the parts shrink to an even share of the rest, so
-    # the slots come free together at the end (the old rule kept the first share, 4 MiB,
-    # and one slot went on alone).
+    # Five parts under way with 4 MiB each still to bring, two nearly done: the free slot
+    # takes the level all eight reach, (32 + 20 + 0.2) / 8 = 6.5 MiB, not an eighth of the
+    # rest (4 MiB), so it runs out with the slots busy now.
+    busy = [4 * MiB] * 5 + [100 * KiB] * 2
+    part = policy.next_part(size, under_way=lambda: busy)
+    assert part == (ahead, ahead + 7 * MiB)  # 6.5 MiB to the nearest block
+    # Nearly done, the two slots are about to take their share too: a part asked for now
+    # leaves them what brings them to the same level.
+    busy = [4 * MiB] * 5 + [7 * MiB]
     sizes = []
-    while (part := policy.next_part(size, in_flight=lambda lo, hi: 0)) is not None:
+    while (part := policy.next_part(size, under_way=lambda: list(busy))) is not None:
         sizes.append(part[1] - part[0])
+        busy.append(part[1] - part[0])
+        if len(busy) == 8:  # the slots are full: the ones with least left come free
+            busy[:] = sorted(busy)[2:]
     assert sum(sizes) == size - 15 * MiB
-    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1 * MiB
-    assert sizes[0] == 3 * MiB  # 25 MiB / 8, to the nearest block
+    # The old rule kept the first even share of the rest (32 / 8 = 4 MiB) to the end; now
+    # the parts shrink as the rest runs out, the last one a single block.
+    assert sizes[0] == 6 * MiB and sizes[-1] <= 2 * MiB
+    assert sizes == sorted(sizes, reverse=True)
 
 
 def test_a_waiting_reader_whose_next_bytes_landed_gets_parts_sized_for_where_it_goes() -> None:
