@@ -34,7 +34,9 @@ from .mounting import Mount, mounted, requires_fuse
 pytestmark = [pytest.mark.e2e, requires_fuse]
 
 FILES = [pattern_spec(f"c{i}.bin", 6 * MiB + 4_321 * i, f"concurrency/{i}") for i in range(4)]
-VICTIM = pattern_spec("victim.bin", 8 * MiB, "concurrency/victim")
+# One per killed reader: a file nobody has read yet, so each reader must ask the host (what a
+# killed reader's read-ahead brought in after the stall may sit in the mount's cache).
+VICTIMS = [pattern_spec(f"victim{i}.bin", 8 * MiB, f"concurrency/victim/{i}") for i in range(5)]
 THREADS = 16
 JOIN_S = 120.0  # far beyond what the reads need: only a deadlock gets near it
 
@@ -42,7 +44,7 @@ JOIN_S = 120.0  # far beyond what the reads need: only a deadlock gets near it
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mount]:
     workspace = Workspace(name="Concurrency", pages=[
-        files_page("Shared", FILES), files_page("Victim", [VICTIM]),
+        files_page("Shared", FILES), files_page("Victim", VICTIMS),
     ])
     # A cache smaller than the files: readers evict each other's blocks and fetch again.
     args = ("--cache-size", "8M", "--deadline", "30")
@@ -129,13 +131,13 @@ def _reader_process(path: Path) -> subprocess.Popen[bytes]:
 def test_reader_killed_mid_request_frees_what_it_held(busy: Mount) -> None:
     m = busy
     host = m.emulator.filehost
-    victim = m.path / "Victim" / VICTIM.name
-    assert victim.stat().st_size == VICTIM.size
+    victims = [m.path / "Victim" / spec.name for spec in VICTIMS]
+    assert [v.stat().st_size for v in victims] == [spec.size for spec in VICTIMS]
     other = m.path / "Shared" / FILES[1].name
     assert read_at(other, 0, 4096) == FILES[1].data[:4096]
     pid = m.proc.pid
     fds_before, threads_before = open_fds(pid), thread_count(pid)
-    for _ in range(5):
+    for victim in victims:
         drop_page_cache(victim)
         requests = host.counters.requests
         host.faults.stall_after_bytes = 256 * 1024  # bodies stop there until reset
@@ -152,7 +154,7 @@ def test_reader_killed_mid_request_frees_what_it_held(busy: Mount) -> None:
         cached = timed(read_at, other, 0, 4096)
         assert cached.value == FILES[1].data[:4096] and cached.elapsed_s < 3.0
         host.reset()  # the stalled responses end
-    assert read_all(victim) == VICTIM.data
+    assert [read_all(v) for v in victims] == [spec.data for spec in VICTIMS]
     # Five killed readers later, descriptors and threads are back near where they were.
     assert wait_until(lambda: open_fds(pid) <= fds_before + 4, 15), (fds_before, open_fds(pid))
     assert wait_until(lambda: thread_count(pid) <= threads_before + 8, 15), (
