@@ -67,6 +67,10 @@ class Settings:
     # libfuse 3 only: the kernel's read size and read-ahead for the mount (1 MiB requests
     # instead of 128 KiB); raising the mount's read_ahead_kb needs root. 0: kernel defaults.
     read_ahead_kb: int = 1024
+    # The largest read the kernel sends this mount (set when mounting: 128 KiB under
+    # libfuse 2, read_ahead_kb under libfuse 3). A read that size may be a piece of a larger
+    # one a program made; a smaller one is the program's whole read.
+    kernel_read_bytes: int = 128 * 1024
     fuse_binding: str = "auto"  # "fusepy" (libfuse 2), "mfusepy" (libfuse 3), or "auto"
     debug: bool = False
     # Write path: bytes being written are staged under <cache_dir>/staging, at most this many

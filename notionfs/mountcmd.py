@@ -289,14 +289,15 @@ def _serve(
     from .remote import file_host_client
     from .workspace import NotionWorkspace
 
+    settings = dataclasses.replace(
+        settings, kernel_read_bytes=kernel_read_bytes(settings, binding.libfuse_major)
+    )
     # File hosts get their own client: the Notion token must never travel to them. Bodies
     # arrive in pieces of the kernel's read size (1 MiB under libfuse 3): a read is then
     # answered with one received piece as it is, not with a copy joining eight.
     files_http = file_host_client(
         settings,
-        chunk_bytes=min(
-            settings.block_size_bytes, kernel_read_bytes(settings, binding.libfuse_major)
-        ),
+        chunk_bytes=min(settings.block_size_bytes, settings.kernel_read_bytes),
     )
     persist = None
     root = _cache_root(settings)

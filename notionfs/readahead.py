@@ -226,6 +226,7 @@ class FileReader:
         # The window stays within readahead_max and a quarter of the cache; its parts run
         # fetch_workers at a time, none larger than max_request_bytes.
         self._parallel = max(1, settings.fetch_workers)
+        self._kernel_read_bytes = settings.kernel_read_bytes
         self._max_window = min(settings.readahead_max_bytes, cache.capacity_bytes // 4)
         self._policy = ReadaheadPolicy(
             settings.readahead_initial_bytes,
@@ -264,14 +265,16 @@ class FileReader:
             with self._lock:
                 self._waiting[threading.get_ident()] = offset
         # A sequential reader that overtakes its read-ahead fetches whole blocks, not 128 KiB.
-        # Any other reader that must fetch takes as much again in the same request: FUSE cuts
-        # a program's read into 128 KiB pieces and asks for the next only once this one is
-        # answered, so a 256 KiB read costs one round trip instead of two (and random 128 KiB
-        # reads at most twice their bytes).
+        # Any other reader that must fetch a read of the kernel's largest size takes as much
+        # again in the same request: the kernel cuts a program's larger read into pieces of
+        # that size and asks for the next only once this one is answered, so a 256 KiB read
+        # under libfuse 2 (128 KiB pieces) costs one round trip instead of two (and random
+        # 128 KiB reads at most twice their bytes). A smaller read is the program's whole
+        # read: nothing more is fetched.
         try:
             return self._cache.read(
                 self._key, self._size, offset, end, self._fetch, whole_blocks=streaming,
-                extra_bytes=0 if streaming else end - offset,
+                extra_bytes=0 if streaming or size < self._kernel_read_bytes else end - offset,
             )
         finally:
             if streaming:

@@ -745,6 +745,19 @@ def test_random_reads_cost_at_most_twice_the_bytes_read() -> None:
     assert fetch.bytes_served <= 2 * read_bytes
 
 
+def test_a_random_read_smaller_than_the_kernel_s_largest_is_fetched_as_asked() -> None:
+    """Under libfuse 3 a program's 256 KiB read arrives whole (the kernel reads up to 1 MiB):
+    it is all the program wants there, so nothing past it is fetched."""
+    data = pattern(64 * MiB)
+    reader, fetch, _ = make_reader(data, InlineExecutor(), kernel_read_bytes=1 * MiB)
+    rng = random.Random(5)
+    offsets = [rng.randrange(0, len(data) - 256 * KiB) for _ in range(50)]
+    for offset in offsets:
+        assert reader.read(offset, 256 * KiB) == data[offset : offset + 256 * KiB]
+    assert len(fetch.calls) == len(offsets)
+    assert fetch.bytes_served <= len(offsets) * 256 * KiB  # 1 byte fetched per byte read
+
+
 def test_a_random_256k_read_costs_one_request() -> None:
     """FUSE delivers a program's 256 KiB read as two 128 KiB reads, the second only once
     the first is answered: the first fetch takes both halves."""
