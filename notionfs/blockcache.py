@@ -119,6 +119,18 @@ class BlockCache:
                     due += run.due(flight.position)
         return due
 
+    def unclaimed(self, key: str, offset: int, end: int) -> bool:
+        """Whether some byte of ``[offset, end)`` is neither held nor being fetched: a read
+        of it makes a request of its own."""
+        block = self.block_size_bytes
+        with self._lock:
+            for index in range(offset // block, (end - 1) // block + 1):
+                if (key, index) in self._flights:
+                    continue
+                if not covers(self._lru.get((key, index)), *block_span(index, offset, end, block)):
+                    return True
+        return False
+
     def held_until(self, key: str, offset: int, file_size: int, limit: int) -> int:
         """Where the bytes of ``key`` held without a gap from ``offset`` end (at most
         ``limit``); ``offset`` itself when its byte is not held."""

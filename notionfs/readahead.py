@@ -246,6 +246,7 @@ class FileReader:
         self._closed = False
         # Reads waiting on the host, by thread: where each asked.
         self._waiting: dict[int, int] = {}
+        self._own_fetches = 0  # reads asking the host themselves
         self._drop_from = 0  # first block of the current run not yet dropped behind it
         self._streamed_from: tuple[float, int] | None = None  # (when, where) the run streams
 
@@ -258,8 +259,14 @@ class FileReader:
         if size <= 0 or offset >= self._size:
             return b""
         end = min(offset + size, self._size)
+        # A read that must ask the host itself takes one of the handle's request slots
+        # while it does: the read-ahead's parts and the reader's own fetch together stay
+        # within fetch_workers.
+        own = self._executor is not None and self._cache.unclaimed(self._key, offset, end)
         streaming = (
-            self._read_ahead(offset, end, waited=True) if self._executor is not None else False
+            self._read_ahead(offset, end, waited=True, own_fetch=own)
+            if self._executor is not None
+            else False
         )
         if streaming:
             with self._lock:
@@ -277,9 +284,12 @@ class FileReader:
                 extra_bytes=0 if streaming or size < self._kernel_read_bytes else end - offset,
             )
         finally:
-            if streaming:
+            if streaming or own:
                 with self._lock:
                     self._waiting.pop(threading.get_ident(), None)
+                    if own:
+                        self._own_fetches -= 1
+                        self._fill()
 
     def read_cached(self, offset: int, size: int) -> bytes | None:
         """Like read when the cache holds every byte asked for; None otherwise, and then
@@ -298,12 +308,17 @@ class FileReader:
             self._closed = True
             self._cancel_pending()
 
-    def _read_ahead(self, offset: int, end: int, *, waited: bool) -> bool:
+    def _read_ahead(
+        self, offset: int, end: int, *, waited: bool, own_fetch: bool = False
+    ) -> bool:
         """Note the read, start any read-ahead it calls for; True if the run is sequential.
 
-        ``waited``: the cache could not answer it (it may wait on the host).
+        ``waited``: the cache could not answer it (it may wait on the host). ``own_fetch``:
+        it will ask the host itself (until it calls ``_fill`` again, one slot less).
         """
         with self._lock:
+            if own_fetch:
+                self._own_fetches += 1
             if self._closed:
                 return False
             if self._policy.on_read(offset, end, self._size, waited=waited):
@@ -328,7 +343,7 @@ class FileReader:
         try:
             while True:
                 self._pending = {f: span for f, span in self._pending.items() if not f.done()}
-                if len(self._pending) >= self._parallel:
+                if len(self._pending) + self._own_fetches >= self._parallel:
                     return
                 part = self._policy.next_part(self._size, self._under_way, self._ready_until())
                 if part is None or not self._submit(*part):

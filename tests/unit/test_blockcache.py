@@ -951,8 +951,33 @@ def test_a_sequential_reader_keeps_fetch_workers_parts_in_flight_on_a_real_pool(
             fetch.go.set()
             assert b"".join(done.result(timeout=30)) == data
         reader.close()
-    assert fetch.peak <= 4 + 1  # the parts, and at most the reader's own block beside them
+    assert fetch.peak <= 4  # the parts and the reader's own fetches together
     assert cache.reserved_bytes == 0
+
+
+def test_a_reader_asking_the_host_itself_takes_one_of_the_handle_s_slots() -> None:
+    """A first 1 MiB read (libfuse 3) from a file whose head the size probe brought: the
+    reader fetches the rest of its block and the read-ahead starts beside it; the two
+    together keep within fetch_workers requests."""
+    data = pattern(64 * MiB)
+    cache = BlockCache(256 * MiB, 1 * MiB)
+    cache.store("f", 0, data[: 128 * KiB])
+    fetch = GatedFetcher(data, gate_from=0)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        reader = FileReader(
+            cache, "f", len(data), fetch,
+            settings(fetch_workers=4, kernel_read_bytes=1 * MiB), pool,
+        )
+        with concurrent.futures.ThreadPoolExecutor(1) as user:
+            first = user.submit(reader.read, 0, 1 * MiB)
+            wait_until(lambda: fetch.in_flight >= 4)
+            time.sleep(0.2)  # room for a fifth, were one coming
+            assert fetch.in_flight == 4
+            fetch.go.set()
+            assert first.result(timeout=30) == data[:MiB]
+        reader.close()
+    assert fetch.peak == 4
+    assert (128 * KiB, 1 * MiB) in fetch.calls  # the reader's own was one of the four
 
 
 def test_readers_on_a_small_cache_with_a_failing_host_never_stall() -> None:
