@@ -154,10 +154,12 @@ class ReadaheadPolicy:
         spread = not self._fast_host and self._run_end - self._waited_until < window // 2
         share = self._parts if spread else min(2, self._parts)
         part = min(self._max_part_bytes, self._align_up(-(-window // share)))
-        if target == file_size:
-            # The window reaches the end: the rest is handed out so that the request slots
-            # run out together, each free one filled up to the level the busy ones will be
-            # at (what their parts have still to bring). Rounded to the nearest block.
+        if target == file_size and spread:
+            # The window reaches the end of a file the reader waits for: the rest is handed
+            # out so that the request slots run out together, each free one filled up to the
+            # level the busy ones will be at (what their parts have still to bring). Rounded
+            # to the nearest block. (Where one request outruns the reader, how the last
+            # parts end does not hold it up: they stay half windows, fewer requests.)
             loads = under_way() if under_way is not None else []
             level = fill_level(file_size - start, max(1, share - len(loads)), loads)
             part = min(part, max(1, round(level / self._align)) * self._align)
