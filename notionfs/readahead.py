@@ -55,9 +55,10 @@ class ReadaheadPolicy:
     that paces each connection (S3 does) still fills the link. A reader the read-ahead
     keeps ahead of, or a host where one request outruns the reader twice over
     (``part_done``), gets half-window parts: as fast, with fewer requests and less CPU.
-    Once the window reaches the end of the file, each part is an even share of what is
-    still to come (the rest of the file and what the parts under way have not brought),
-    so the last parts end together rather than one long part finishing alone.
+    Once the window reaches the end of a file the reader waits for, the rest is poured
+    over the request slots (``fill_level``): a slot that comes free takes the level the
+    busy ones will be at, counting what their parts have still to bring, so the last parts
+    end together rather than one long part finishing alone.
 
     A reader waiting on the host while the bytes after its read have landed (the parts
     ahead of the one it waits on came first) is about to read those too: the window is
