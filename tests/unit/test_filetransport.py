@@ -246,19 +246,32 @@ def test_headers_go_out_as_httpx_built_them(scripted: Any) -> None:
 # ---- through RemoteFile ------------------------------------------------------------------
 
 
+def _remote(
+    host: FileHost,
+    http: httpx.Client,
+    cache: BlockCache,
+    settings: Settings,
+    pool: ThreadPoolExecutor,
+    known_size: int | None = None,
+) -> RemoteFile:
+    """The test file behind a fresh signed URL of the host, read through ``http``."""
+    return RemoteFile(
+        "data",
+        lambda force: Location(host.signed_url(SPEC, 3600)[0], None),
+        http,
+        cache,
+        settings,
+        executor=pool,
+        known_size=known_size,
+    )
+
+
 def test_remote_file_reads_through_the_lean_client(host: FileHost) -> None:
     settings = Settings(block_size_bytes=64 * KiB, probe_head_bytes=16 * KiB, backoff_base_s=0.01)
     cache = BlockCache(1024 * KiB, settings.block_size_bytes)
     with file_host_client(settings) as http, ThreadPoolExecutor(2) as pool:
         assert isinstance(http._transport, FileHostTransport)
-        remote = RemoteFile(
-            "data",
-            lambda force: Location(host.signed_url(SPEC, 3600)[0], None),
-            http,
-            cache,
-            settings,
-            executor=pool,
-        )
+        remote = _remote(host, http, cache, settings, pool)
         assert remote.size() == len(DATA)
         reader = remote.reader()
         assert reader.read(123_456, 200 * KiB) == DATA[123_456 : 123_456 + 200 * KiB]
@@ -279,15 +292,7 @@ def test_kernel_sized_pieces_answer_an_aligned_read_without_a_copy(host: FileHos
     with file_host_client(settings, chunk_bytes=256 * KiB) as http, ThreadPoolExecutor(1) as pool:
         transport = http._transport
         assert isinstance(transport, FileHostTransport) and transport.chunk_bytes == 256 * KiB
-        remote = RemoteFile(
-            "data",
-            lambda force: Location(host.signed_url(SPEC, 3600)[0], None),
-            http,
-            cache,
-            settings,
-            executor=pool,
-            known_size=len(DATA),
-        )
+        remote = _remote(host, http, cache, settings, pool, known_size=len(DATA))
         cache.prefetch("data", len(DATA), 256 * KiB, 512 * KiB, remote._fetch)
         first = cache.read_cached("data", len(DATA), 256 * KiB, 512 * KiB)
         assert first == DATA[256 * KiB : 512 * KiB]
