@@ -194,10 +194,16 @@ def test_extended_attributes(desk: Desk) -> None:
         assert sorted(os.listxattr(path)) == [
             "user.notion.id", "user.notion.type", "user.notion.url"
         ]
-        for unknown in ("user.notion.nope", "user.xdg.comment", "security.selinux"):
+        for unknown in ("user.notion.nope", "user.xdg.comment"):
             with pytest.raises(OSError) as missing:
                 os.getxattr(path, unknown)
             assert missing.value.errno == errno.ENODATA  # not ENOSYS: xattrs stay on
+        # Namespaces the mount has nothing in: "not supported", as a file system without
+        # security labels or ACLs answers.
+        for unsupported in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            with pytest.raises(OSError) as refused_name:
+                os.getxattr(path, unsupported)
+            assert refused_name.value.errno == errno.EOPNOTSUPP
     with pytest.raises(OSError) as refused:
         os.setxattr(image, "user.xdg.comment", b"hello")
     assert refused.value.errno == errno.EROFS
@@ -207,6 +213,30 @@ def test_extended_attributes(desk: Desk) -> None:
                              check=True, timeout=30).stdout
         assert f'user.notion.id="{first_block.id}"' in out
         assert 'user.notion.type="file"' in out
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_ls_l_asks_for_security_labels_and_acls_once_per_mount(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """`ls -l` asks each entry for its SELinux label and POSIX ACL unless the file system
+    says it has none ("not supported"); then it stops asking for the rest of the device.
+    Each of those questions would be a request to the mount."""
+    folder, trace = desk.path / "Gallery", tmp_path / "ls.trace"
+    traced = subprocess.run(
+        ["strace", "-f", "-e", "trace=getxattr,lgetxattr,fgetxattr", "-o", str(trace),
+         "ls", "-l", str(folder)],
+        capture_output=True, text=True, timeout=60,
+    )
+    if "ptrace" in traced.stderr and "Operation not permitted" in traced.stderr:
+        pytest.skip("ptrace is not permitted here")
+    assert traced.returncode == 0, traced.stderr
+    listed = [line for line in traced.stdout.splitlines() if line.endswith(".png")]
+    assert len(listed) == GALLERY_IMAGES  # ls -l printed every image
+    asked = [line for line in trace.read_text().splitlines() if "xattr(" in line]
+    assert asked, trace.read_text()[-2000:]  # ls does ask: the count below means something
+    assert all("EOPNOTSUPP" in line for line in asked), asked
+    assert len(asked) <= 4, asked  # the folder and at most one entry, not 2 x 130
 
 
 def test_writing_is_refused_as_read_only(desk: Desk) -> None:
