@@ -133,6 +133,7 @@ class NotionOperations:
         self._gid = os.getgid()
         self._handles: dict[int, Reader] = {}
         self._handle_ids = itertools.count(1)
+        self._folder_handles = itertools.count(1)
         self._handles_lock = threading.Lock()  # a leaf: nothing else is taken under it
         # Per handle, a read that outlived its deadline: (start, end, its future).
         self._late_reads: dict[int, tuple[int, int, concurrent.futures.Future[Any]]] = {}
@@ -191,7 +192,7 @@ class NotionOperations:
             return None
         known_size = None if node.is_dir else self._source.known_size(node)
         if op == "getattr" and (node.is_dir or known_size is not None):
-            return self._attrs(node, cached_only=True)
+            return self._attrs(node, known_size)
         if op == "readdir" and node.is_dir:
             held = self._source.listdir_held(node)
             return None if held is None else _dir_entries(node, held)
@@ -223,7 +224,8 @@ class NotionOperations:
         return {"st_mode": mode, "st_nlink": 2, "st_uid": self._uid, "st_gid": self._gid,
                 "st_size": 0, "st_blocks": 0, "st_ino": TRASH_INODE + paths.index(path)}
 
-    def _attrs(self, node: Node, cached_only: bool = False) -> dict[str, int]:
+    def _attrs(self, node: Node, size: int | None = None) -> dict[str, int]:
+        """What getattr answers; a file's ``size`` is asked of the source unless given."""
         mtime_ns = int(node.mtime_s * 1e9)
         ctime_ns = int(node.ctime_s * 1e9)
         attrs = {
@@ -238,9 +240,7 @@ class NotionOperations:
         if node.is_dir:
             attrs.update(st_mode=stat.S_IFDIR | DIR_MODE, st_nlink=2, st_size=0, st_blocks=0)
         else:
-            if cached_only:
-                size = self._source.known_size(node) or 0
-            else:
+            if size is None:
                 size = self._source.size(node)
             attrs.update(
                 st_mode=stat.S_IFREG | FILE_MODE,
@@ -251,7 +251,10 @@ class NotionOperations:
         return attrs
 
     @operation(MEMORY)
-    def readdir(self, path: str, fh: Any, *flags: Any) -> list[DirEntry]:
+    def readdir(self, path: str, fh: Any, plus: bool = False) -> list[DirEntry]:
+        """The folder's entries; with ``plus`` (the kernel asks for attributes too, libfuse 3),
+        each entry whose attributes memory holds carries them as getattr would answer, and
+        the kernel then needs no lookup of it."""
         if self._glib_trash and (path == TRASH_DIR or path.startswith(TRASH_DIR + "/")):
             attrs = self._trash_attrs(path)
             return [(".", {"st_ino": attrs["st_ino"], "st_mode": stat.S_IFDIR}, 0),
@@ -259,7 +262,23 @@ class NotionOperations:
         node = self._node(path)
         if not node.is_dir:
             raise FuseError(errno.ENOTDIR)
-        return _dir_entries(node, self._source.listdir(node))
+        children = self._source.listdir(node)
+        return _dir_entries(node, children, self._known_attrs if plus else _dirent)
+
+    @operation(INLINE)
+    def opendir(self, path: str) -> int:
+        """A number for this open folder, unique for the mount's life: under libfuse 3 the
+        binding keeps a listing read part way by it (see fusebind.py). Nothing is checked
+        here; readdir answers for the folder."""
+        return next(self._folder_handles)
+
+    def _known_attrs(self, node: Node) -> dict[str, int]:
+        """Full attributes when memory holds them (a folder, a file of known size), else
+        only inode and type."""
+        if node.is_dir:
+            return self._attrs(node)
+        size = self._source.known_size(node)
+        return _dirent(node) if size is None else self._attrs(node, size)
 
     @operation(MEMORY)
     def access(self, path: str, amode: int) -> int:
@@ -614,11 +633,15 @@ def _close_handle_when_done(future: concurrent.futures.Future[Any]) -> None:
 DirEntry = tuple[str, "dict[str, int] | None", int]
 
 
-def _dir_entries(folder: Node, children: list[Node]) -> list[DirEntry]:
-    """Entries with their inode and type: with ``use_ino``, libfuse 3 would otherwise send
-    inode 0, and glibc's readdir skips such entries as deleted."""
+def _dir_entries(
+    folder: Node, children: list[Node], attrs: Callable[[Node], dict[str, int]] | None = None
+) -> list[DirEntry]:
+    """Entries with their inode and type at least: with ``use_ino``, libfuse 3 would
+    otherwise send inode 0, and glibc's readdir skips such entries as deleted. ``attrs``
+    gives a child's attributes: full ones (they carry ``st_nlink``) or only those two."""
+    attrs = attrs or _dirent
     entries: list[DirEntry] = [(".", _dirent(folder), 0), ("..", None, 0)]
-    entries.extend((child.name, _dirent(child), 0) for child in children)
+    entries.extend((child.name, attrs(child), 0) for child in children)
     return entries
 
 

@@ -20,8 +20,11 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import LRUCache
 
 from .config import Settings
 from .errors import ConfigError
@@ -66,6 +69,10 @@ class _CallDispatch:
         self._operations = operations
 
     def __getattr__(self, name: str) -> Any:
+        if name == "opendir":
+            # Its number only serves libfuse 3's listings with attributes (see
+            # _attributed_readdir); here a callback per folder opened would buy nothing.
+            raise AttributeError(name)
         return getattr(self._operations, name)
 
     def __call__(self, op: str, *args: Any) -> Any:
@@ -120,7 +127,73 @@ def _load_mfusepy(paths: dict[int, str | None]) -> Binding:
         import mfusepy
     except (OSError, ImportError) as exc:
         raise ConfigError(f"mfusepy cannot load {library} ({exc})") from None
-    return Binding("mfusepy", int(mfusepy.fuse_version_major), mfusepy.FUSE)
+    major = int(mfusepy.fuse_version_major)
+    return Binding("mfusepy", major, _attributed_readdir(mfusepy) if major == 3 else mfusepy.FUSE)
+
+
+_READDIR_PLUS = 1  # libfuse 3: the kernel asks for entries with their attributes
+_FILL_DIR_PLUS = 2  # libfuse 3: this entry carries them
+_HELD_RESTS = 64  # open folders whose listing's rest is kept for the next request
+
+
+def _attributed_readdir(mfusepy: Any) -> Any:
+    """mfusepy's FUSE class, answering the kernel's READDIRPLUS with each entry's attributes
+    where the adapter gives them in full (``st_nlink`` present): the kernel then looks none
+    of them up, and a folder's subfolders and files are stat()ed from what the listing of
+    the folder brought (mfusepy passes only inode and type, its TODO).
+
+    libfuse 3 up to 3.15 links attributes only for entries given with offsets (the list
+    it collects from a filler without them drops all attributes), so each entry carries
+    its place, and libfuse then passes each of the kernel's requests (a page of entries,
+    then the next page from where it filled, until one comes back empty) to Python. The
+    rest of a listing is kept by open folder (the adapter's opendir number) and offset
+    for the next request, a few folders at a time, least recent dropped: the adapter is
+    asked once per listing, not once per page. A rest dropped is asked for again, and the
+    entries from that offset are those of the folder's listing then.
+    """
+
+    class AttributedReaddirFUSE(mfusepy.FUSE):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.keep_rests()
+            super().__init__(*args, **kwargs)  # mounts, and serves until unmounted
+
+        def keep_rests(self) -> None:
+            self._rests: LRUCache[tuple[int, int], list[Any]] = LRUCache(_HELD_RESTS)
+            self._rests_lock = threading.Lock()  # a leaf
+
+        def readdir_fuse_3(
+            self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
+        ) -> int:
+            plus = bool(flags & _READDIR_PLUS)
+            handle = fip.contents.fh
+            with self._rests_lock:
+                entries = self._rests.pop((handle, offset), None)
+            if entries is None:
+                decoded = None if path is None else path.decode(self.encoding, self.errors)
+                entries = self.operations.readdir(decoded, handle, plus)[offset:]
+            st = mfusepy.c_stat()
+            for index, (name, attrs, _offset) in enumerate(entries):
+                fill = 0
+                if attrs is not None:
+                    if plus and "st_nlink" in attrs:
+                        ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+                        mfusepy.set_st_attrs(st, attrs, use_ns=True)
+                        fill = _FILL_DIR_PLUS
+                    else:
+                        st.st_ino = attrs["st_ino"]
+                        st.st_mode = attrs["st_mode"]
+                encoded = name.encode(self.encoding, self.errors)
+                place = offset + index + 1
+                if filler(buf, encoded, st if attrs is not None else None, place, fill) != 0:
+                    with self._rests_lock:  # the page is full: this entry starts the next
+                        self._rests[(handle, place - 1)] = entries[index:]
+                    return 0
+            if entries:
+                with self._rests_lock:  # all of it fit: the next request finds the end
+                    self._rests[(handle, offset + len(entries))] = []
+            return 0
+
+    return AttributedReaddirFUSE
 
 
 def kernel_read_bytes(settings: Settings, libfuse_major: int) -> int:

@@ -8,11 +8,13 @@ import os
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from notionfs import fusebind
 from notionfs.emulator import samples
 from notionfs.emulator.media import pattern_bytes, pattern_range
 from notionfs.emulator.model import FileSpec, Page, Workspace, file_block
@@ -386,3 +388,78 @@ def test_a_handle_open_across_a_replacement(changing: Changing) -> None:
             assert got == old[offset:offset + chunk], f"other bytes at {offset}"
     finally:
         os.close(fd)
+
+
+# ---- libfuse 3: a listing brings its entries' attributes ------------------------------------
+
+SHELF_BOXES = 40
+SHELF_FILES = 12
+
+
+def _fuse_replies(pid: int, trace: Path) -> subprocess.Popen[str]:
+    """strace on the mount process, one line per FUSE reply (libfuse replies with writev;
+    HTTP and the log use other calls). Returns once it is attached."""
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-e", "trace=writev", "-o", str(trace), "-p", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    assert tracer.stderr is not None
+    line = tracer.stderr.readline()  # "strace: Process N attached" (or why not)
+    if "attached" not in line:
+        tracer.kill()
+        pytest.skip(f"strace cannot attach here: {line.strip()}")
+    return tracer
+
+
+def _replies_during(mount: Mount, trace: Path, action: Callable[[], object]) -> int:
+    tracer = _fuse_replies(mount.proc.pid, trace)
+    try:
+        os.statvfs(mount.path)  # one request whose reply shows the trace is live
+        assert wait_until(lambda: "writev(" in trace.read_text(), timeout_s=10)
+        before = trace.read_text().count("writev(")
+        action()
+        os.statvfs(mount.path)  # and one after: its reply is written once the rest are
+        assert wait_until(lambda: trace.read_text().count("writev(") >= before + 1, 10)
+        time.sleep(0.2)
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=10)
+    return trace.read_text().count("writev(") - before - 1
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_listing_gives_the_kernel_each_entry_s_attributes(tmp_path: Path) -> None:
+    """Under libfuse 3 the kernel lists with READDIRPLUS: answered with each entry's
+    attributes (a folder's always, a file's once its size is known), stat()ing what was
+    listed asks the mount nothing. Before, every entry listed cost a LOOKUP of its own."""
+    if fusebind.libfuse_paths()[3] is None:
+        pytest.skip("libfuse 3 is not installed")
+    shelf = Page("Shelf", children=[
+        *(Page(f"Box {n:02d}") for n in range(SHELF_BOXES)),
+        *(file_block("file", FileSpec(f"label-{n:02d}.bin", pattern_bytes(100 + n, f"l{n}")))
+          for n in range(SHELF_FILES)),
+    ])
+    workspace = Workspace(pages=[shelf])
+    with mounted(tmp_path, workspace, args=("--fuse-binding", "mfusepy")) as mount:
+        folder = mount.path / "Shelf"
+        names = os.listdir(folder)  # the first listing: sizes are probed behind it
+        assert len(names) == SHELF_BOXES + SHELF_FILES + 1  # and index.md
+        boxes = [folder / n for n in names if n.startswith("Box")]
+        replies = _replies_during(mount, tmp_path / "boxes.trace",
+                                  lambda: [os.stat(box) for box in boxes])
+        assert replies == 0, f"{replies} requests to stat {len(boxes)} listed folders"
+
+        labels = sorted(n for n in names if n.startswith("label-"))
+        counted = mount.emulator.filehost.counters
+        assert wait_until(lambda: counted.requests >= SHELF_FILES)  # every size probed
+        sizes = {}
+
+        def relist_and_stat() -> None:
+            os.listdir(folder)
+            sizes.update((n, os.stat(folder / n).st_size) for n in labels)
+
+        replies = _replies_during(mount, tmp_path / "files.trace", relist_and_stat)
+        assert sizes == {f"label-{n:02d}.bin": 100 + n for n in range(SHELF_FILES)}
+        # The listing itself: opendir, the entries (with their attributes), the end of
+        # them, releasedir, and perhaps the folder's own attributes; no entry looked up.
+        assert replies <= 6, f"{replies} requests to list and stat {len(labels)} files"

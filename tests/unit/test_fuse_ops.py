@@ -5,6 +5,7 @@ same behaviour whether a binding calls the methods (mfusepy) or ``operations(op,
 from __future__ import annotations
 
 import errno
+import stat
 import threading
 import time
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from notionfs.workspace import FsStats, Reader
 ROOT = Node(Kind.ROOT, "root", "", 1)
 DOC = Node(Kind.FILE, "root/doc", "doc.txt", 7, object_id="abc", notion_url="https://x/abc")
 SLOW = Node(Kind.FILE, "root/slow", "slow.bin", 8)
+SUB = Node(Kind.PAGE, "root/sub", "sub", 9)
 
 
 class _Bytes:
@@ -189,3 +191,27 @@ def test_open_read_release_and_write_flags() -> None:
 def test_statfs_comes_from_the_source() -> None:
     ops, _ = _ops()
     assert ops.statfs("/")["f_blocks"] == 10
+
+
+def test_a_listing_with_attributes_carries_what_getattr_would_answer() -> None:
+    ops, source = _ops()
+    source.listdir = lambda folder: [DOC, SLOW, SUB]  # type: ignore[method-assign]
+    source.sizes.pop(SLOW.key)  # its size is not known yet: it would have to be probed
+    plain = {name: attrs for name, attrs, _ in ops.readdir("/", None)}
+    assert plain["doc.txt"] == {"st_ino": DOC.inode, "st_mode": stat.S_IFREG}
+    with_attrs = {name: attrs for name, attrs, _ in ops.readdir("/", None, True)}
+    assert with_attrs["doc.txt"] == ops.getattr("/doc.txt")
+    assert with_attrs["doc.txt"]["st_size"] == 11
+    assert with_attrs["sub"]["st_nlink"] == 2 and with_attrs["sub"]["st_mode"] & stat.S_IFDIR
+    # No size without I/O: only inode and type, and the kernel looks it up when it needs it.
+    assert with_attrs["slow.bin"] == {"st_ino": SLOW.inode, "st_mode": stat.S_IFREG}
+    assert "st_nlink" not in with_attrs["."] and with_attrs[".."] is None
+
+
+def test_opendir_numbers_each_open_folder() -> None:
+    ops, _source = _ops()
+    first, second = ops.opendir("/"), ops.opendir("/")
+    assert first != second
+    # fusepy is never given the callback: it would cost a call per folder opened for nothing.
+    assert not hasattr(_CallDispatch(ops), "opendir")
+    assert hasattr(_CallDispatch(ops), "readdir")

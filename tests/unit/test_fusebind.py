@@ -1,6 +1,10 @@
-"""Which FUSE binding ``auto`` picks on a machine."""
+"""Which FUSE binding ``auto`` picks on a machine, and what the libfuse 3 one adds to mfusepy."""
 
 from __future__ import annotations
+
+import stat
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -54,3 +58,117 @@ def test_auto_falls_back_to_fusepy_when_mfusepy_cannot_load(
     assert fusebind.load_binding("auto").name == "fusepy"
     with pytest.raises(fusebind.ConfigError, match="cannot load"):
         fusebind.load_binding("mfusepy")
+
+
+# ---- libfuse 3: listings answered with attributes ------------------------------------------
+
+
+class _Listing:
+    """The adapter's side: readdir of one folder, counted."""
+
+    def __init__(self, entries: list[tuple[str, dict[str, int] | None, int]]) -> None:
+        self.entries = entries
+        self.asked: list[tuple[str | None, int, bool]] = []
+
+    def readdir(self, path: str | None, fh: int, plus: bool = False) -> list[Any]:
+        self.asked.append((path, fh, plus))
+        return list(self.entries)
+
+
+class _Page:
+    """libfuse's filler for one request: takes ``room`` entries, then says the page is full."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.taken: list[tuple[str, int, int, tuple[int, ...] | None]] = []
+
+    def __call__(self, buf: object, name: bytes, st: Any, offset: int, flags: int) -> int:
+        if len(self.taken) == self.room:
+            return 1
+        got = None
+        if st is not None and flags:  # what the kernel is given of a full stat
+            got = (st.st_size, st.st_nlink, st.st_uid, st.st_mtimespec.tv_sec,
+                   st.st_mtimespec.tv_nsec)
+        self.taken.append((name.decode(), offset, flags, got))
+        return 0
+
+
+def _fuse(listing: _Listing) -> Any:
+    """The binding's FUSE object without mounting anything."""
+    try:
+        binding = fusebind.load_binding("mfusepy")
+    except fusebind.ConfigError as exc:
+        pytest.skip(str(exc))
+    if binding.libfuse_major != 3:
+        pytest.skip("libfuse 3 is not installed")
+    fuse = object.__new__(binding.fuse_class)
+    fuse.keep_rests()
+    fuse.operations, fuse.encoding, fuse.errors = listing, "utf-8", "surrogateescape"
+    return fuse
+
+
+def _open(fh: int) -> Any:
+    return SimpleNamespace(contents=SimpleNamespace(fh=fh))
+
+
+MTIME_NS = 1_767_605_490_123_456_789
+FULL = {"st_ino": 7, "st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_size": 42,
+        "st_uid": 1000, "st_gid": 1000, "st_mtime": MTIME_NS, "st_atime": MTIME_NS,
+        "st_ctime": MTIME_NS}
+SHORT = {"st_ino": 8, "st_mode": stat.S_IFREG}
+
+
+def test_a_listing_with_attributes_gives_them_to_the_kernel_entry_by_entry() -> None:
+    listing = _Listing([(".", {"st_ino": 1, "st_mode": stat.S_IFDIR}, 0), ("..", None, 0),
+                        ("known.png", FULL, 0), ("probing.png", SHORT, 0)])
+    fuse, page = _fuse(listing), _Page(room=10)
+    assert fuse.readdir_fuse_3(b"/f", None, page, 0, _open(3), fusebind._READDIR_PLUS) == 0
+    # Every entry has its place (libfuse up to 3.15 drops the attributes of entries
+    # without one); only full attributes are marked as such, with what they carry.
+    assert page.taken == [(".", 1, 0, None), ("..", 2, 0, None),
+                          ("known.png", 3, fusebind._FILL_DIR_PLUS,
+                           (42, 1, 1000, 1_767_605_490, 123_456_789)),
+                          ("probing.png", 4, 0, None)]
+    assert listing.asked == [("/f", 3, True)]
+    # A plain READDIR: no attributes given, even those the adapter has.
+    page = _Page(room=10)
+    fuse.readdir_fuse_3(b"/f", None, page, 0, _open(4), 0)
+    assert [flags for _, _, flags, _ in page.taken] == [0, 0, 0, 0]
+    assert listing.asked[-1] == ("/f", 4, False)
+
+
+def test_the_adapter_is_asked_once_per_listing_not_once_per_page() -> None:
+    names = [f"file-{n:03d}" for n in range(7)]
+    listing = _Listing([(name, SHORT, 0) for name in names])
+    fuse = _fuse(listing)
+    got: list[str] = []
+    offset = 0
+    for _ in range(5):  # pages of three: 3 + 3 + 1, then the empty one that ends it
+        page = _Page(room=3)
+        fuse.readdir_fuse_3(b"/f", None, page, offset, _open(9), 0)
+        if not page.taken:
+            break
+        got.extend(name for name, _, _, _ in page.taken)
+        offset = page.taken[-1][1]  # the kernel asks again from the last place it took
+    assert got == names
+    assert offset == 7
+    assert len(listing.asked) == 1
+
+
+def test_a_rest_is_kept_per_open_folder() -> None:
+    listing = _Listing([(f"n{n}", SHORT, 0) for n in range(4)])
+    fuse = _fuse(listing)
+    fuse.readdir_fuse_3(b"/f", None, _Page(room=2), 0, _open(1), 0)
+    # Another open of the folder reading from the same place is not given the first one's
+    # rest: the adapter is asked, and the entries from there are the listing's now.
+    listing.entries = [(f"m{n}", SHORT, 0) for n in range(4)]
+    page = _Page(room=10)
+    fuse.readdir_fuse_3(b"/f", None, page, 2, _open(2), 0)
+    assert [name for name, _, _, _ in page.taken] == ["m2", "m3"]
+    assert [place for _, place, _, _ in page.taken] == [3, 4]
+    assert len(listing.asked) == 2
+    # The first open goes on with what it was listed.
+    page = _Page(room=10)
+    fuse.readdir_fuse_3(b"/f", None, page, 2, _open(1), 0)
+    assert [name for name, _, _, _ in page.taken] == ["n2", "n3"]
+    assert len(listing.asked) == 2
