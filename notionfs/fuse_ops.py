@@ -273,10 +273,15 @@ class NotionOperations:
         return next(self._folder_handles)
 
     def _known_attrs(self, node: Node) -> dict[str, int]:
-        """Full attributes when memory holds them (a folder, a file of known size), else
-        only inode and type."""
+        """Full attributes when memory holds them (a folder, a Notion file of known size),
+        else only inode and type. Never for index.md / index.csv: their size changes with
+        the very listing that renews them, and what a listing renews lives 2 s in the
+        kernel, so a program reading one right after the listing shows a change would be
+        given the old size; looked up, they are rendered from the listing first."""
         if node.is_dir:
             return self._attrs(node)
+        if node.kind is Kind.GENERATED:
+            return _dirent(node)
         size = self._source.known_size(node)
         return _dirent(node) if size is None else self._attrs(node, size)
 

@@ -24,6 +24,7 @@ ROOT = Node(Kind.ROOT, "root", "", 1)
 DOC = Node(Kind.FILE, "root/doc", "doc.txt", 7, object_id="abc", notion_url="https://x/abc")
 SLOW = Node(Kind.FILE, "root/slow", "slow.bin", 8)
 SUB = Node(Kind.PAGE, "root/sub", "sub", 9)
+INDEX = Node(Kind.GENERATED, "root/index.md", "index.md", 10)
 
 
 class _Bytes:
@@ -195,8 +196,9 @@ def test_statfs_comes_from_the_source() -> None:
 
 def test_a_listing_with_attributes_carries_what_getattr_would_answer() -> None:
     ops, source = _ops()
-    source.listdir = lambda folder: [DOC, SLOW, SUB]  # type: ignore[method-assign]
+    source.listdir = lambda folder: [DOC, SLOW, SUB, INDEX]  # type: ignore[method-assign]
     source.sizes.pop(SLOW.key)  # its size is not known yet: it would have to be probed
+    source.sizes[INDEX.key] = 120  # rendered, but its size changes with the listing
     plain = {name: attrs for name, attrs, _ in ops.readdir("/", None)}
     assert plain["doc.txt"] == {"st_ino": DOC.inode, "st_mode": stat.S_IFREG}
     with_attrs = {name: attrs for name, attrs, _ in ops.readdir("/", None, True)}
@@ -205,6 +207,7 @@ def test_a_listing_with_attributes_carries_what_getattr_would_answer() -> None:
     assert with_attrs["sub"]["st_nlink"] == 2 and with_attrs["sub"]["st_mode"] & stat.S_IFDIR
     # No size without I/O: only inode and type, and the kernel looks it up when it needs it.
     assert with_attrs["slow.bin"] == {"st_ino": SLOW.inode, "st_mode": stat.S_IFREG}
+    assert with_attrs["index.md"] == {"st_ino": INDEX.inode, "st_mode": stat.S_IFREG}
     assert "st_nlink" not in with_attrs["."] and with_attrs[".."] is None
 
 
