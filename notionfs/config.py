@@ -95,6 +95,17 @@ class Settings:
         """How long a listing answers without asking Notion again."""
         return self.backstop_ttl_s if self.feed_enabled else self.metadata_ttl_s
 
+    @property
+    def kernel_answer_s(self) -> float:
+        """How long the kernel keeps attributes and entries it was given (``attr_timeout``,
+        ``entry_timeout``, ``negative_timeout``). With a change feed briefly, so what the feed
+        learns reaches programs within seconds (each expiry costs one FUSE round trip
+        answered from memory); without one, as long as the listing itself. Never 0: every
+        stat would reach us."""
+        if self.feed_enabled:
+            return max(0.1, min(self.kernel_timeout_s, self.listing_ttl_s))
+        return max(1.0, self.metadata_ttl_s)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from NOTION_TOKEN / NOTIONFS_API_URL / NOTION_VERSION /

@@ -207,13 +207,7 @@ def fuse_options(
     settings: Settings, fsname: str, extra: dict[str, Any], *, libfuse_major: int = 2
 ) -> dict[str, Any]:
     """The options passed to libfuse (``-o``), with the reasons in docs/SEMANTICS.md."""
-    # With a change feed the kernel keeps answers briefly, so what the feed learns reaches
-    # programs within seconds (each expiry costs one FUSE round trip answered from memory);
-    # without one, as long as the listing itself. Never 0: every stat would reach us.
-    if settings.feed_enabled:
-        timeout_s = max(0.1, min(settings.kernel_timeout_s, settings.listing_ttl_s))
-    else:
-        timeout_s = max(1.0, settings.metadata_ttl_s)
+    timeout_s = settings.kernel_answer_s
     options: dict[str, Any] = {
         "fsname": _option_value(fsname),
         "subtype": "notionfs",

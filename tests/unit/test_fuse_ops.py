@@ -218,3 +218,24 @@ def test_opendir_numbers_each_open_folder() -> None:
     # fusepy is never given the callback: it would cost a call per folder opened for nothing.
     assert not hasattr(_CallDispatch(ops), "opendir")
     assert hasattr(_CallDispatch(ops), "readdir")
+
+
+def test_a_listing_gives_attributes_again_only_when_the_kernel_may_have_lost_them() -> None:
+    ops, source = _ops()
+    source.listdir = lambda folder: [DOC, SLOW]  # type: ignore[method-assign]
+    source.sizes.pop(SLOW.key)
+
+    def full() -> set[str]:
+        return {name for name, attrs, _ in ops.readdir("/", None, True)
+                if attrs is not None and "st_nlink" in attrs}
+
+    assert full() == {"doc.txt"}
+    # Listed again at once: the kernel still holds what the first listing gave it.
+    assert full() == set()
+    # A size learned since: that listing carries attributes again.
+    source.sizes[SLOW.key] = 5
+    assert full() == {"doc.txt", "slow.bin"}
+    assert full() == set()
+    # Half their lifetime in the kernel gone: given again, before they run out there.
+    ops._attrs_fresh_s = 0.0
+    assert full() == {"doc.txt", "slow.bin"}
