@@ -136,7 +136,6 @@ class NotionOperations:
         self._gid = os.getgid()
         self._handles: dict[int, Reader] = {}
         self._handle_ids = itertools.count(1)
-        self._folder_handles = itertools.count(1)
         # Per folder (inode): what its last listing with attributes gave the kernel (a mark
         # of its entries and their sizes) and when; see _attrs_still_held. A folder
         # forgotten is given its attributes again.
@@ -291,13 +290,6 @@ class NotionOperations:
                 return True
             self._attrs_given[folder.inode] = (mark, now)
         return False
-
-    @operation(INLINE)
-    def opendir(self, path: str) -> int:
-        """A number for this open folder, unique for the mount's life: under libfuse 3 the
-        binding keeps a listing read part way by it (see fusebind.py). Nothing is checked
-        here; readdir answers for the folder."""
-        return next(self._folder_handles)
 
     def _known_attrs(self, node: Node) -> dict[str, int]:
         """Full attributes when memory holds them (a folder, a Notion file of known size),

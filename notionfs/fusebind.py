@@ -69,10 +69,6 @@ class _CallDispatch:
         self._operations = operations
 
     def __getattr__(self, name: str) -> Any:
-        if name == "opendir":
-            # Its number only serves libfuse 3's listings with attributes (see
-            # _attributed_readdir); here a callback per folder opened would buy nothing.
-            raise AttributeError(name)
         return getattr(self._operations, name)
 
     def __call__(self, op: str, *args: Any) -> Any:
@@ -133,7 +129,7 @@ def _load_mfusepy(paths: dict[int, str | None]) -> Binding:
 
 _READDIR_PLUS = 1  # libfuse 3: the kernel asks for entries with their attributes
 _FILL_DIR_PLUS = 2  # libfuse 3: this entry carries them
-_HELD_RESTS = 64  # open folders whose listing's rest is kept for the next request
+_HELD_RESTS = 64  # open folders whose listing's rest is kept for their next request
 
 
 def _attributed_readdir(mfusepy: Any) -> Any:
@@ -145,11 +141,16 @@ def _attributed_readdir(mfusepy: Any) -> Any:
     libfuse 3 up to 3.15 links attributes only for entries given with offsets (the list
     it collects from a filler without them drops all attributes), so each entry carries
     its place, and libfuse then passes each of the kernel's requests (a page of entries,
-    then the next page from where it filled, until one comes back empty) to Python. The
-    rest of a listing is kept by open folder (the adapter's opendir number) and offset
-    for the next request, a few folders at a time, least recent dropped: the adapter is
-    asked once per listing, not once per page. A rest dropped is asked for again, and the
-    entries from that offset are those of the folder's listing then.
+    then the next page from where it filled, until one comes back empty) to Python; a
+    listing without any attributes to give goes without offsets, and libfuse answers the
+    requests after the first from the whole of it, as mfusepy has it do.
+
+    The rest of a listing given with offsets is kept for the next request of the same open
+    folder: keyed by libfuse's own handle of it (``buf``, its address, which libfuse passes
+    on each request), one rest per handle, used only by a request for the same folder from
+    the offset where the page filled; a few folders at a time, least recent dropped. The
+    adapter is asked once per listing, not once per page; a rest missing or not matching
+    is asked for again, and the entries from that offset are those of the listing then.
     """
 
     class AttributedReaddirFUSE(mfusepy.FUSE):  # type: ignore[misc]
@@ -158,24 +159,30 @@ def _attributed_readdir(mfusepy: Any) -> Any:
             super().__init__(*args, **kwargs)  # mounts, and serves until unmounted
 
         def keep_rests(self) -> None:
-            self._rests: LRUCache[tuple[int, int], list[Any]] = LRUCache(_HELD_RESTS)
+            # libfuse's handle -> (folder, offset, the entries from that offset on)
+            self._rests: LRUCache[int, tuple[bytes | None, int, list[Any]]] = LRUCache(
+                _HELD_RESTS
+            )
             self._rests_lock = threading.Lock()  # a leaf
 
         def readdir_fuse_3(
             self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
         ) -> int:
             plus = bool(flags & _READDIR_PLUS)
-            handle = fip.contents.fh
             with self._rests_lock:
-                entries = self._rests.pop((handle, offset), None)
-            if entries is None:
+                kept = self._rests.pop(buf, None)
+            if kept is not None and kept[0] == path and kept[1] == offset:
+                entries = kept[2]
+            else:
                 decoded = None if path is None else path.decode(self.encoding, self.errors)
-                entries = self.operations.readdir(decoded, handle, plus)[offset:]
+                entries = self.operations.readdir(decoded, fip.contents.fh, plus)[offset:]
+                if offset == 0 and not (plus and any(_full(attrs) for _, attrs, _ in entries)):
+                    return self._fill_list(entries, buf, filler)
             st = mfusepy.c_stat()
             for index, (name, attrs, _offset) in enumerate(entries):
                 fill = 0
                 if attrs is not None:
-                    if plus and "st_nlink" in attrs:
+                    if plus and _full(attrs):
                         ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
                         mfusepy.set_st_attrs(st, attrs, use_ns=True)
                         fill = _FILL_DIR_PLUS
@@ -186,14 +193,31 @@ def _attributed_readdir(mfusepy: Any) -> Any:
                 place = offset + index + 1
                 if filler(buf, encoded, st if attrs is not None else None, place, fill) != 0:
                     with self._rests_lock:  # the page is full: this entry starts the next
-                        self._rests[(handle, place - 1)] = entries[index:]
+                        self._rests[buf] = (path, place - 1, entries[index:])
                     return 0
             if entries:
                 with self._rests_lock:  # all of it fit: the next request finds the end
-                    self._rests[(handle, offset + len(entries))] = []
+                    self._rests[buf] = (path, offset + len(entries), [])
+            return 0
+
+        def _fill_list(self, entries: list[Any], buf: Any, filler: Any) -> int:
+            """A listing without attributes, given without offsets: libfuse keeps it whole
+            and answers the kernel's further requests for it itself, without Python."""
+            st = mfusepy.c_stat()
+            for name, attrs, _offset in entries:
+                if attrs is not None:
+                    st.st_ino = attrs["st_ino"]
+                    st.st_mode = attrs["st_mode"]
+                encoded = name.encode(self.encoding, self.errors)
+                filler(buf, encoded, st if attrs is not None else None, 0, 0)
             return 0
 
     return AttributedReaddirFUSE
+
+
+def _full(attrs: dict[str, int] | None) -> bool:
+    """Whether a listing entry carries full attributes (see fuse_ops.readdir)."""
+    return attrs is not None and "st_nlink" in attrs
 
 
 def kernel_read_bytes(settings: Settings, libfuse_major: int) -> int:

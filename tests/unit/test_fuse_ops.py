@@ -211,15 +211,6 @@ def test_a_listing_with_attributes_carries_what_getattr_would_answer() -> None:
     assert "st_nlink" not in with_attrs["."] and with_attrs[".."] is None
 
 
-def test_opendir_numbers_each_open_folder() -> None:
-    ops, _source = _ops()
-    first, second = ops.opendir("/"), ops.opendir("/")
-    assert first != second
-    # fusepy is never given the callback: it would cost a call per folder opened for nothing.
-    assert not hasattr(_CallDispatch(ops), "opendir")
-    assert hasattr(_CallDispatch(ops), "readdir")
-
-
 def test_a_listing_gives_attributes_again_only_when_the_kernel_may_have_lost_them() -> None:
     ops, source = _ops()
     source.listdir = lambda folder: [DOC, SLOW]  # type: ignore[method-assign]

@@ -107,8 +107,7 @@ def _fuse(listing: _Listing) -> Any:
     return fuse
 
 
-def _open(fh: int) -> Any:
-    return SimpleNamespace(contents=SimpleNamespace(fh=fh))
+INFO = SimpleNamespace(contents=SimpleNamespace(fh=0))  # no opendir: libfuse's fh is 0
 
 
 MTIME_NS = 1_767_605_490_123_456_789
@@ -122,30 +121,30 @@ def test_a_listing_with_attributes_gives_them_to_the_kernel_entry_by_entry() -> 
     listing = _Listing([(".", {"st_ino": 1, "st_mode": stat.S_IFDIR}, 0), ("..", None, 0),
                         ("known.png", FULL, 0), ("probing.png", SHORT, 0)])
     fuse, page = _fuse(listing), _Page(room=10)
-    assert fuse.readdir_fuse_3(b"/f", None, page, 0, _open(3), fusebind._READDIR_PLUS) == 0
+    assert fuse.readdir_fuse_3(b"/f", 3, page, 0, INFO, fusebind._READDIR_PLUS) == 0
     # Every entry has its place (libfuse up to 3.15 drops the attributes of entries
     # without one); only full attributes are marked as such, with what they carry.
     assert page.taken == [(".", 1, 0, None), ("..", 2, 0, None),
                           ("known.png", 3, fusebind._FILL_DIR_PLUS,
                            (42, 1, 1000, 1_767_605_490, 123_456_789)),
                           ("probing.png", 4, 0, None)]
-    assert listing.asked == [("/f", 3, True)]
+    assert listing.asked == [("/f", 0, True)]
     # A plain READDIR: no attributes given, even those the adapter has.
     page = _Page(room=10)
-    fuse.readdir_fuse_3(b"/f", None, page, 0, _open(4), 0)
+    fuse.readdir_fuse_3(b"/f", 4, page, 0, INFO, 0)
     assert [flags for _, _, flags, _ in page.taken] == [0, 0, 0, 0]
-    assert listing.asked[-1] == ("/f", 4, False)
+    assert listing.asked[-1] == ("/f", 0, False)
 
 
 def test_the_adapter_is_asked_once_per_listing_not_once_per_page() -> None:
     names = [f"file-{n:03d}" for n in range(7)]
-    listing = _Listing([(name, SHORT, 0) for name in names])
+    listing = _Listing([(name, FULL, 0) for name in names])
     fuse = _fuse(listing)
     got: list[str] = []
     offset = 0
     for _ in range(5):  # pages of three: 3 + 3 + 1, then the empty one that ends it
         page = _Page(room=3)
-        fuse.readdir_fuse_3(b"/f", None, page, offset, _open(9), 0)
+        fuse.readdir_fuse_3(b"/f", 9, page, offset, INFO, fusebind._READDIR_PLUS)
         if not page.taken:
             break
         got.extend(name for name, _, _, _ in page.taken)
@@ -156,19 +155,44 @@ def test_the_adapter_is_asked_once_per_listing_not_once_per_page() -> None:
 
 
 def test_a_rest_is_kept_per_open_folder() -> None:
-    listing = _Listing([(f"n{n}", SHORT, 0) for n in range(4)])
+    listing = _Listing([(f"n{n}", FULL, 0) for n in range(4)])
     fuse = _fuse(listing)
-    fuse.readdir_fuse_3(b"/f", None, _Page(room=2), 0, _open(1), 0)
+    fuse.readdir_fuse_3(b"/f", 1, _Page(room=2), 0, INFO, fusebind._READDIR_PLUS)
     # Another open of the folder reading from the same place is not given the first one's
     # rest: the adapter is asked, and the entries from there are the listing's now.
-    listing.entries = [(f"m{n}", SHORT, 0) for n in range(4)]
+    listing.entries = [(f"m{n}", FULL, 0) for n in range(4)]
     page = _Page(room=10)
-    fuse.readdir_fuse_3(b"/f", None, page, 2, _open(2), 0)
+    fuse.readdir_fuse_3(b"/f", 2, page, 2, INFO, 0)
     assert [name for name, _, _, _ in page.taken] == ["m2", "m3"]
     assert [place for _, place, _, _ in page.taken] == [3, 4]
     assert len(listing.asked) == 2
     # The first open goes on with what it was listed.
     page = _Page(room=10)
-    fuse.readdir_fuse_3(b"/f", None, page, 2, _open(1), 0)
+    fuse.readdir_fuse_3(b"/f", 1, page, 2, INFO, 0)
     assert [name for name, _, _, _ in page.taken] == ["n2", "n3"]
     assert len(listing.asked) == 2
+    # A rest is only for the folder and the offset it was kept for: libfuse's handle may be
+    # a new one at a freed one's address.
+    fuse.readdir_fuse_3(b"/f", 1, _Page(room=2), 0, INFO, fusebind._READDIR_PLUS)
+    page = _Page(room=10)
+    fuse.readdir_fuse_3(b"/g", 1, page, 2, INFO, 0)
+    assert [name for name, _, _, _ in page.taken] == ["m2", "m3"]
+    assert listing.asked[-1][0] == "/g"
+    page = _Page(room=10)
+    fuse.readdir_fuse_3(b"/f", 1, page, 1, INFO, 0)
+    assert [name for name, _, _, _ in page.taken] == ["m1", "m2", "m3"]
+
+
+def test_a_listing_without_attributes_is_left_whole_to_libfuse() -> None:
+    """No offsets: libfuse keeps the entries and answers the kernel's next requests for them
+    itself, with no call into Python."""
+    listing = _Listing([(".", {"st_ino": 1, "st_mode": stat.S_IFDIR}, 0), ("..", None, 0),
+                        ("probing.png", SHORT, 0), ("known.png", FULL, 0)])
+    fuse = _fuse(listing)
+    for flags, entries in ((0, listing.entries), (fusebind._READDIR_PLUS, listing.entries[:3])):
+        listing.entries = entries
+        page = _Page(room=100)
+        fuse.readdir_fuse_3(b"/f", 5, page, 0, INFO, flags)
+        assert [(place, fill) for _, place, fill, _ in page.taken] == [(0, 0)] * len(entries)
+    # Nothing was kept for a next request: libfuse has the whole listing.
+    assert len(fuse._rests) == 0
