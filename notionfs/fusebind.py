@@ -171,13 +171,13 @@ def _attributed_readdir(mfusepy: Any) -> Any:
             plus = bool(flags & _READDIR_PLUS)
             with self._rests_lock:
                 kept = self._rests.pop(buf, None)
+            whole = False  # given without offsets: libfuse keeps the listing and the rest
             if kept is not None and kept[0] == path and kept[1] == offset:
                 entries = kept[2]
             else:
                 decoded = None if path is None else path.decode(self.encoding, self.errors)
                 entries = self.operations.readdir(decoded, fip.contents.fh, plus)[offset:]
-                if offset == 0 and not (plus and any(_full(attrs) for _, attrs, _ in entries)):
-                    return self._fill_list(entries, buf, filler)
+                whole = offset == 0 and not (plus and any(_full(a) for _, a, _ in entries))
             st = mfusepy.c_stat()
             for index, (name, attrs, _offset) in enumerate(entries):
                 fill = 0
@@ -190,26 +190,15 @@ def _attributed_readdir(mfusepy: Any) -> Any:
                         st.st_ino = attrs["st_ino"]
                         st.st_mode = attrs["st_mode"]
                 encoded = name.encode(self.encoding, self.errors)
-                place = offset + index + 1
-                if filler(buf, encoded, st if attrs is not None else None, place, fill) != 0:
+                place = 0 if whole else offset + index + 1
+                stat_given = st if attrs is not None else None
+                if filler(buf, encoded, stat_given, place, fill) != 0 and not whole:
                     with self._rests_lock:  # the page is full: this entry starts the next
                         self._rests[buf] = (path, place - 1, entries[index:])
                     return 0
-            if entries:
+            if entries and not whole:
                 with self._rests_lock:  # all of it fit: the next request finds the end
                     self._rests[buf] = (path, offset + len(entries), [])
-            return 0
-
-        def _fill_list(self, entries: list[Any], buf: Any, filler: Any) -> int:
-            """A listing without attributes, given without offsets: libfuse keeps it whole
-            and answers the kernel's further requests for it itself, without Python."""
-            st = mfusepy.c_stat()
-            for name, attrs, _offset in entries:
-                if attrs is not None:
-                    st.st_ino = attrs["st_ino"]
-                    st.st_mode = attrs["st_mode"]
-                encoded = name.encode(self.encoding, self.errors)
-                filler(buf, encoded, st if attrs is not None else None, 0, 0)
             return 0
 
     return AttributedReaddirFUSE
