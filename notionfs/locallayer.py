@@ -11,6 +11,7 @@ a file's own ``LocalFile.lock`` is never held together with it.
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import threading
 import time
@@ -30,8 +31,11 @@ __all__ = [
     "LocalFile",
     "LocalLayer",
     "is_scratch_name",
+    "remember",
     "split_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 # What libfuse renames a file removed while open to, until its last handle closes.
 FUSE_HIDDEN = re.compile(r"\.fuse_hidden[0-9a-fA-F]+")
@@ -229,6 +233,7 @@ class LocalLayer:
         now = time.time()
         node = Node(Kind.FILE, key, name, self._ws.inode(key), ctime_s=now, mtime_s=now)
         local = LocalFile(folder.key, folder.object_id, name, staged, node, target, scratch)
+        remember(local)
         with self._lock:
             old = self._locals.setdefault(folder.key, {}).get(name)
             self._locals[folder.key][name] = local
@@ -250,6 +255,7 @@ class LocalLayer:
             local.node = node
             if target is not None:
                 local.target = target
+        remember(local)
         if old is not None and old is not local:
             self.drop(old)
 
@@ -270,6 +276,17 @@ class LocalLayer:
             if local.opens > 0:
                 return
         close_staged(local)
+
+
+def remember(local: LocalFile) -> None:
+    """Note beside ``local``'s staged copy where it goes (its folder and name), for the next
+    mount should this one die before the copy is journalled (recovery.py). Best effort: a
+    note that cannot be written costs that safety net, never the write."""
+    try:
+        local.staged.note({"folder_key": local.folder_key, "folder_id": local.folder_id,
+                           "name": local.name, "scratch": local.scratch})
+    except (OSError, ValueError) as error:
+        logger.warning("%r: no recovery note beside its staged copy: %s", local.name, error)
 
 
 def close_staged(local: LocalFile) -> None:

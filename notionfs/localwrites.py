@@ -22,7 +22,7 @@ from .errors import (
     UploadStillRunningError,
 )
 from .journal import Entry, Target
-from .locallayer import LocalFile, LocalLayer, close_staged
+from .locallayer import LocalFile, LocalLayer, close_staged, remember
 from .nodes import Kind, Node
 from .propentries import folder_key_of, landed_target, property_folder
 from .uploadqueue import UploadQueue, new_block_target
@@ -44,12 +44,13 @@ def check_folder(folder: Node, name: str) -> None:
         )
 
 
-def dated(name: str, why: str) -> str:
-    """``NAME (why YYYY-MM-DD HHMM).ext``: a version kept beside another."""
+def dated(name: str, why: str, when: float | None = None) -> str:
+    """``NAME (why YYYY-MM-DD HHMM).ext``: a version kept beside another (the local time
+    ``when``, by default now)."""
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    return f"{stem} ({why} {time.strftime('%Y-%m-%d %H%M')}){dot}{ext}"
+    return f"{stem} ({why} {time.strftime('%Y-%m-%d %H%M', time.localtime(when))}){dot}{ext}"
 
 
 class WriteHandle:
@@ -226,6 +227,7 @@ class LocalWrites:
         local.staged.close()
         local.staged = fresh
         local.handed_over = False
+        remember(local)
 
     # ---- the versions ------------------------------------------------------------------------
 

@@ -361,6 +361,7 @@ def _writable(
     mount left unfinished (even after kill -9) is finished first."""
     from .journal import Journal, staging_dir
     from .overlay import WriteOverlay
+    from .recovery import recover_unsaved
     from .staging import StagingArea
     from .uploadqueue import UploadQueue
     from .uploads import UploadEngine
@@ -375,6 +376,7 @@ def _writable(
         parts_in_flight=settings.upload_parts_in_flight,
     )  # fmt: skip
     queue = UploadQueue(engine)
+    recover_unsaved(queue)
     queue.start()
     logger.info("writable: bytes staged under %s (at most %s)", root,
                 human_size(settings.staging_max_bytes))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
 import logging
 import os
 import stat
@@ -15,12 +16,16 @@ from pathlib import Path
 from types import TracebackType
 
 from notionfs.errors import StagingFullError
+from notionfs.storefile import check_secret_free
 
-__all__ = ["STAGE_SUFFIX", "StagingArea", "StagedFile", "PartReader"]
+__all__ = ["NOTE_SUFFIX", "STAGE_SUFFIX", "StagingArea", "StagedFile", "PartReader"]
 
 logger = logging.getLogger(__name__)
 
 STAGE_SUFFIX = ".stage"
+# Beside a staged file, where its bytes were going (folder and name): what a later mount
+# needs to save a file whose writer died before it was journalled.
+NOTE_SUFFIX = ".where"
 _HASH_CHUNK_BYTES = 1 << 20
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -63,9 +68,17 @@ class StagingArea:
 
     def orphans(self, known: Iterable[Path]) -> list[Path]:
         """Staged files no journal entry names: written, but never handed to an upload
-        (the writer died before flushing). Kept until someone decides."""
+        (the mount died while they were open). Their notes say where they were going."""
         named = {str(Path(p)) for p in known}
         return [p for p in self.files() if str(p) not in named]
+
+    def note_of(self, path: Path) -> dict[str, object] | None:
+        """The note kept beside staged file ``path`` (None: none, or unreadable)."""
+        try:
+            note = json.loads(_note_path(Path(path)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return note if isinstance(note, dict) else None
 
     @property
     def used_bytes(self) -> int:
@@ -101,10 +114,11 @@ class StagingArea:
         """Delete a staged file (its upload is done, or it was discarded)."""
         with self._lock:
             self._sizes.pop(str(path), None)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        for gone in (path, _note_path(Path(path))):
+            try:
+                os.unlink(gone)
+            except FileNotFoundError:
+                pass
 
     def _resize(self, path: Path, old: int, new: int) -> None:
         """Account for a file growing from ``old`` to ``new`` bytes; StagingFullError past
@@ -203,6 +217,21 @@ class StagedFile:
             self._check_open()
             os.fsync(self._fd)
 
+    def note(self, fields: dict[str, object]) -> None:
+        """Keep ``fields`` beside the file (replacing its note), atomically: a crash leaves
+        the old note or the new one. Never a secret (checked)."""
+        text = json.dumps(fields, ensure_ascii=False, sort_keys=True)
+        check_secret_free(text, "a staged file's note")
+        final = _note_path(self.path)
+        scratch = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}.new")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        try:
+            _pwrite_all(fd, text.encode("utf-8"), 0)
+        finally:
+            os.close(fd)
+        os.replace(scratch, final)
+
     def sha256(self) -> str:
         """The hex SHA-256 of the whole file, read in 1 MiB pieces."""
         digest = hashlib.sha256()
@@ -297,6 +326,10 @@ class PartReader(io.RawIOBase):
 
     def __len__(self) -> int:
         return self._length
+
+
+def _note_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(STAGE_SUFFIX) + NOTE_SUFFIX)
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> int:

@@ -558,6 +558,51 @@ def test_kill_9_during_an_upload_and_the_next_mount_finishes_it(tmp_path: Path) 
     assert m.emulator.counters.calls("POST /v1/file_uploads") == 1  # resumed, not restarted
 
 
+def test_kill_9_while_a_program_is_writing_and_the_next_mount_saves_its_bytes(
+    tmp_path: Path,
+) -> None:
+    """A program has written part of a file and still holds it open when the mount is
+    killed: nothing was flushed, so nothing was journalled. The next mount finds the staged
+    copy and saves it beside whatever is there, as NAME (recovered DATE TIME).ext."""
+    data = os.urandom(300_000)
+    writer_code = (
+        "import os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+        "os.write(fd, sys.stdin.buffer.read())\n"
+        "print('written', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        writer = subprocess.Popen(
+            ["python3", "-c", writer_code, str(page / "take.mp4")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            assert writer.stdin is not None and writer.stdout is not None
+            writer.stdin.write(data)
+            writer.stdin.close()
+            assert writer.stdout.readline() == b"written\n"
+            m.proc.kill()  # kill -9, the file still open in the writer
+            m.proc.wait(timeout=10)
+        finally:
+            writer.kill()
+            writer.wait(timeout=30)
+        subprocess.run([fusermount(), "-u", "-z", str(m.path)], check=False, timeout=30)
+        assert block_names(m, "Page in column") == ["column-notes.txt"]
+        with remounted(m, tmp_path, "after-crash", "--writable", same_cache=True) as log:
+            def recovered() -> list[str]:
+                return [n for n in block_names(m, "Page in column")
+                        if n.startswith("take (recovered ") and n.endswith(").mp4")]
+            assert wait_until(lambda: len(recovered()) == 1, 60), log.read_text()
+            (name,) = recovered()
+            assert "saved beside it as" in log.read_text()
+            assert wait_until(lambda: name in os.listdir(m.path / PAGE), 30)
+            assert sha256_file(m.path / PAGE / name) == sha(data)
+    assert sorted(block_names(m, "Page in column")) == sorted(["column-notes.txt", name])
+
+
 def test_a_file_changed_in_notion_meanwhile_is_saved_beside_it(tmp_path: Path) -> None:
     from datetime import timedelta
 

@@ -126,3 +126,21 @@ def _no_fileno(reader: object) -> bool:
     except OSError:
         return True
     return False
+
+
+def test_a_note_sits_beside_its_file_is_replaced_whole_and_goes_with_it(tmp_path: Path) -> None:
+    area = StagingArea(tmp_path / "staging", 1 << 20)
+    staged = area.create()
+    assert area.note_of(staged.path) is None
+    staged.note({"name": "a.txt", "folder_id": "p1"})
+    staged.note({"name": "b.txt", "folder_id": "p1"})
+    assert area.note_of(staged.path) == {"name": "b.txt", "folder_id": "p1"}
+    notes = [p for p in area.root.iterdir() if not p.name.endswith(".stage")]
+    assert len(notes) == 1 and stat.S_IMODE(notes[0].stat().st_mode) == 0o600
+    assert area.files() == [staged.path]  # a note is not a staged file
+    assert area.orphans([]) == [staged.path] and area.orphans([staged.path]) == []
+    with pytest.raises(ValueError, match="token"):
+        staged.note({"name": "ntn_" + "x" * 46})
+    assert area.note_of(staged.path) == {"name": "b.txt", "folder_id": "p1"}
+    staged.discard()
+    assert list(area.root.iterdir()) == []
