@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("notionfs")
 
 
-COMMANDS = ("mount", "cache", "emulator")
+COMMANDS = ("mount", "cache", "uploads", "emulator")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cachecmd.add_arguments(
         sub.add_parser("cache", help="show or clear the metadata kept on disk between mounts")
+    )
+    from . import uploadscmd
+
+    uploadscmd.add_arguments(
+        sub.add_parser("uploads", help="what the upload journals hold: list, save bytes, retry")
     )
     emulator = sub.add_parser("emulator", help="serve the local Notion emulator (demo workspace)")
     from .emulator import cli as emulator_cli
@@ -53,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import cachecmd
 
         return cachecmd.run(args)
+    if args.command == "uploads":
+        from . import uploadscmd
+
+        return uploadscmd.run(args)
     from .emulator import cli as emulator_cli
 
     return int(emulator_cli.run(args))

@@ -44,6 +44,7 @@ __all__ = [
     "Target",
     "entry_key",
     "file_key",
+    "read_entries",
     "staging_dir",
 ]
 
@@ -437,6 +438,26 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     data["parts_done"] = tuple(json.loads(data["parts_done"]))
     data["checks"] = MappingProxyType(json.loads(data["checks"]))
     return Entry(**data)
+
+
+def read_entries(path: Path) -> list[Entry]:
+    """Every entry of the journal at ``path``, oldest first, read-only: no lock taken, so
+    also while a mount runs it (SQLite's WAL lets a reader see its last commit)."""
+    if not Path(path).is_file():
+        return []
+    conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        if conn.execute("PRAGMA application_id").fetchone()[0] != _APPLICATION_ID:
+            raise ConfigError(f"{path} is not a notionfs upload journal")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (SCHEMA_VERSION, *_MIGRATABLE):
+            raise ConfigError(f"{path}: journal schema {version}, this notionfs reads "
+                              f"{SCHEMA_VERSION}")
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    return [_entry(row) for row in rows]
 
 
 def _take_lock(path: Path) -> int:

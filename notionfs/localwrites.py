@@ -150,8 +150,8 @@ class LocalWrites:
 
     def at_unmount(self, local: LocalFile) -> None:
         """A file changed but never flushed (still open) is journalled, to be uploaded by
-        the next mount."""
-        if local.dirty and not local.scratch:
+        the next mount. (One whose last version Notion refused is journalled already.)"""
+        if local.dirty and not local.scratch and not local.handed_over:
             try:
                 with local.lock:
                     target, name = self._unmount_target(local)
@@ -241,7 +241,13 @@ class LocalWrites:
                 # its output, then moves it to stdout), or `touch`. The last close hands
                 # it over (see release); bytes written before then go up once.
                 return
-            entry = self._submit_version(local)
+            if local.handed_over and local.entry_id is not None:
+                # Flushed again, unchanged, after Notion refused this version: the same
+                # entry (and staged copy) tries again, never a second entry over one copy.
+                self._queue.retry(local.entry_id)
+                entry = self._queue.journal.get(local.entry_id) or self._submit_version(local)
+            else:
+                entry = self._submit_version(local)
             local.entry_id = entry.id
             local.handed_over = True
             local.dirty = False
@@ -356,9 +362,10 @@ class LocalWrites:
             if last:
                 close_staged(local)
             return
-        if last and local.dirty and not local.scratch:
+        if last and local.dirty and not local.scratch and not local.handed_over:
             # Closed without a flush (a flush that failed before submitting): hand it
-            # over now, in the background; the journal keeps it.
+            # over now, in the background; the journal keeps it. (A version Notion refused
+            # is journalled already, kept as failed with its bytes: `notionfs uploads`.)
             try:
                 with local.lock:
                     if not local.dirty:

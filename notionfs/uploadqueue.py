@@ -270,7 +270,10 @@ class UploadQueue:
             # Where it failed is not recorded: resume from the upload (Notion is asked
             # whether it still has it) or from the start.
             state = "uploading" if entry.upload_id else "staged"
-        self.journal.save(entry.but(state=state, next_attempt_at=self._clock()))
+        with self._workers.cond:
+            # Its refusal is no longer its outcome: a waiter waits for the new one.
+            self._workers.recent.pop(entry_id, None)
+            self.journal.save(entry.but(state=state, next_attempt_at=self._clock()))
         self._workers.wake()
 
     def discard(self, entry_id: str) -> None:

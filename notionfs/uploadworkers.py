@@ -100,6 +100,11 @@ class UploadWorkers:
         pending = self.journal.unfinished()
         if pending:
             logger.info("upload journal: %d unfinished upload(s) to finish", len(pending))
+        refused = [e for e in self.journal.entries() if e.state == "failed"]
+        if refused:
+            logger.warning("upload journal: %d upload(s) Notion refused are kept with their "
+                           "bytes: `notionfs uploads` lists them, saves their bytes or tries "
+                           "them again", len(refused))
 
     def start(self) -> None:
         """Run entries in ``workers`` background threads until ``stop``."""

@@ -74,6 +74,7 @@ _NOT_SHARED = "Make sure the relevant pages and databases are shared with your i
 
 # (code, message) for statuses the fault switches inject; Notion's codes and wording.
 _STATUS_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("validation_error", "body failed validation."),
     409: ("conflict_error", "Conflict occurred while saving. Please try again."),
     429: ("rate_limited", "You have been rate limited. Please try again in a few minutes."),
     500: ("internal_server_error", "Unexpected error occurred."),

@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -601,6 +602,49 @@ def test_kill_9_while_a_program_is_writing_and_the_next_mount_saves_its_bytes(
             assert wait_until(lambda: name in os.listdir(m.path / PAGE), 30)
             assert sha256_file(m.path / PAGE / name) == sha(data)
     assert sorted(block_names(m, "Page in column")) == sorted(["column-notes.txt", name])
+
+
+def test_a_save_notion_refuses_is_kept_and_notionfs_uploads_gets_it_back(
+    tmp_path: Path,
+) -> None:
+    """Notion refuses a save for good: close() says EIO, the bytes stay on disk with their
+    journal entry (once, not re-sent at close or unmount). `notionfs uploads` lists it and
+    copies the bytes out while mounted; after `uploads retry` the next mount lands it."""
+    data = os.urandom(200_000)
+
+    def uploads(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "notionfs", "uploads", *args,
+             "--cache-dir", str(tmp_path / "cache")],
+            capture_output=True, text=True, timeout=60, check=False)
+
+    with mounted(tmp_path, samples.nested_files(), args=WRITABLE) as m:
+        page = m.path / PAGE
+        os.listdir(page)
+        m.emulator.faults.writes.fail_next(400, route="PATCH /v1/blocks/{id}/children")
+        with pytest.raises(OSError) as caught:
+            (page / "refused.png").write_bytes(data)
+        assert caught.value.errno == errno.EIO
+        listed = uploads("list")
+        rows = [line.split() for line in listed.stdout.splitlines() if "refused.png" in line]
+        assert len(rows) == 1 and rows[0][1] == "failed", listed.stdout + listed.stderr
+        entry_id = rows[0][0]
+        saved = uploads("save", entry_id, str(tmp_path))
+        assert saved.returncode == 0, saved.stderr
+        assert sha((tmp_path / "refused.png").read_bytes()) == sha(data)
+        _unmount(m)
+        assert block_names(m, "Page in column") == ["column-notes.txt"]
+        listed = uploads("list")
+        assert [line.split()[1] for line in listed.stdout.splitlines()
+                if "refused.png" in line] == ["failed"], listed.stdout
+        retried = uploads("retry", entry_id)
+        assert retried.returncode == 0, retried.stderr
+        with remounted(m, tmp_path, "again", "--writable", same_cache=True):
+            assert wait_until(lambda: "refused.png" in block_names(m, "Page in column"), 60)
+            assert wait_until(lambda: "refused.png" in os.listdir(m.path / PAGE), 30)
+            assert sha256_file(m.path / PAGE / "refused.png") == sha(data)
+        assert sorted(block_names(m, "Page in column")) == ["column-notes.txt", "refused.png"]
+        assert "no uploads waiting" in uploads("list").stdout
 
 
 def test_a_file_changed_in_notion_meanwhile_is_saved_beside_it(tmp_path: Path) -> None:

@@ -114,6 +114,7 @@ def test_force_429_answers_the_next_n_requests(world: World) -> None:
 @pytest.mark.parametrize(
     ("status", "code"),
     [
+        (400, "validation_error"),
         (500, "internal_server_error"),
         (502, "bad_gateway"),
         (503, "service_unavailable"),

@@ -195,3 +195,38 @@ def test_a_healthy_upload_slower_than_the_wait_lets_close_succeed(
     drafts = [b for b in rig.children(world.refs.big_page.id) if b["type"] == "file"
               and b["file"]["name"] == "slow.txt"]
     assert len(drafts) == 1
+
+
+def test_a_refused_version_is_kept_once_and_a_flush_again_retries_that_entry(
+    overlay: tuple[WriteOverlay, Rig],
+) -> None:
+    """Notion refuses a save for good: close() after it sends nothing more (the refused
+    entry keeps the bytes, for `notionfs uploads`); an fsync again before the close sends the
+    same entry again, never a second entry over the same staged copy."""
+    source, rig = overlay
+    counters = rig.world.emulator.counters
+    page = rig.world.refs.big_page.id
+
+    def notion_files() -> list[str]:
+        return [b["file"]["name"] for b in rig.children(page) if b["type"] == "file"]
+
+    kept = source.create(f"{PAGE}/kept.txt")
+    kept.write(0, b"refused bytes")
+    rig.world.emulator.faults.writes.fail_next(400, route=APPEND)
+    with pytest.raises(NotionFSError):
+        kept.flush()
+    kept.close()
+    (entry,) = rig.journal.entries()
+    assert entry.state == "failed" and entry.staged_path is not None
+    assert Path(entry.staged_path).read_bytes() == b"refused bytes"
+    assert counters.calls(APPEND) == 1 and notion_files() == []
+
+    again = source.create(f"{PAGE}/again.txt")
+    again.write(0, b"second try")
+    rig.world.emulator.faults.writes.fail_next(400, route=APPEND)
+    with pytest.raises(NotionFSError):
+        again.flush()
+    again.flush()  # the program tries again: the same entry is sent again, and lands
+    again.close()
+    assert [e.id for e in rig.journal.entries()] == [entry.id]
+    assert notion_files() == ["again.txt"] and counters.calls(APPEND) == 3
