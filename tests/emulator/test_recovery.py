@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,14 +45,6 @@ def crashed(world: World, tmp_path: Path) -> Iterator[tuple[WriteOverlay, Rig, l
         rig.client.close()
 
 
-def run_all(rig: Rig) -> None:
-    deadline = time.monotonic() + 20
-    while rig.journal.unfinished() and time.monotonic() < deadline:
-        if rig.queue.run_due() == 0:
-            time.sleep(0.05)
-    assert rig.journal.unfinished() == []
-
-
 def page_files(rig: Rig, page_id: str | None = None) -> dict[str, bytes]:
     """Name -> bytes of the file blocks directly on a page (the Big page by default)."""
     blocks = rig.children(page_id or rig.world.refs.big_page.id)
@@ -81,7 +72,7 @@ def test_a_file_open_when_the_mount_died_is_saved_beside_the_original(
     with caplog.at_level(logging.WARNING, logger="notionfs.recovery"):
         entries = recover_unsaved(fresh.queue)
     assert len(entries) == 2 and all(e.target.action == "append" for e in entries)
-    run_all(fresh)
+    fresh.drain()
     now = page_files(fresh, home)
     assert now[name] == original  # the file that was there is untouched
     added = {n: data for n, data in now.items() if n not in before}
@@ -104,7 +95,7 @@ def test_a_later_version_of_a_saved_file_is_recovered_and_the_saved_one_lands(
     handle.write(6, b"written after the save\n")  # a copy of its own, not journalled
     after.append(fresh := rig.restart())
     assert len(recover_unsaved(fresh.queue)) == 1
-    run_all(fresh)
+    fresh.drain()
     files = page_files(fresh)
     assert files["log.txt"] == b"saved\n"
     recovered = [data for n, data in files.items() if RECOVERED.fullmatch(n)
@@ -121,7 +112,7 @@ def test_a_files_property_gets_a_new_entry(
     after.append(fresh := rig.restart())
     (entry,) = recover_unsaved(fresh.queue)
     assert entry.target.action == "property"
-    run_all(fresh)
+    fresh.drain()
     row = rig.world.refs.rows[0]
     page = rig.world.client().get(f"/v1/pages/{row.id}").json()
     names = [f["name"] for f in page["properties"]["Attachments"]["files"]]
@@ -162,7 +153,7 @@ def test_a_rename_before_the_crash_is_the_name_recovered(
     handle.write(3, b"v2\n")
     after.append(fresh := rig.restart())
     assert len(recover_unsaved(fresh.queue)) == 1
-    run_all(fresh)
+    fresh.drain()
     files = page_files(fresh)
     assert files["report.txt"] == b"v1\n"
     assert [d for n, d in files.items() if n.startswith("report (recovered ")] == [b"v1\nv2\n"]

@@ -73,6 +73,15 @@ class Rig:
         fresh._old = self._old
         return fresh
 
+    def drain(self, timeout_s: float = 20.0) -> None:
+        """Run the journal's entries here until none is unfinished (past any retry backoff
+        an outage left), or fail after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self.journal.unfinished() and time.monotonic() < deadline:
+            if self.queue.run_due() == 0:
+                time.sleep(0.05)
+        assert self.journal.unfinished() == [], self.journal.unfinished()
+
     def block_bytes(self, block_id: str) -> bytes:
         block = self.world.client().get(f"/v1/blocks/{block_id}").json()
         kind = block["type"]
