@@ -145,6 +145,10 @@ class NotionOperations:
         self._handles_lock = threading.Lock()  # a leaf: nothing else is taken under it
         # Per handle, a read that outlived its deadline: (start, end, its future).
         self._late_reads: dict[int, tuple[int, int, concurrent.futures.Future[Any]]] = {}
+        # Per file path: the size the kernel was last given for it (getattr, a listing with
+        # attributes). The kernel ends page-cache reads at that size until it asks again: a
+        # file whose size changed since is opened past the page cache (see open).
+        self._sizes_told: dict[str, int] = {}
         # Per file (node key): the identity of the version whose pages the kernel holds, and
         # how many handles each version has open.
         self._cached_identity: dict[str, str] = {}
@@ -200,7 +204,7 @@ class NotionOperations:
             return None
         known_size = None if node.is_dir else self._source.known_size(node)
         if op == "getattr" and (node.is_dir or known_size is not None):
-            return self._attrs(node, known_size)
+            return self._told(args[0], self._attrs(node, known_size))
         if op == "readdir" and node.is_dir:
             held = self._source.listdir_held(node)
             return None if held is None else _dir_entries(node, held)
@@ -220,7 +224,15 @@ class NotionOperations:
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
         if self._glib_trash and (path == TRASH_DIR or path.startswith(TRASH_DIR + "/")):
             return self._trash_attrs(path)
-        return self._attrs(self._node(path))
+        return self._told(path, self._attrs(self._node(path)))
+
+    def _told(self, path: str, attrs: dict[str, int]) -> dict[str, int]:
+        """Note the size ``attrs`` give the kernel for the file at ``path``."""
+        if not stat.S_ISDIR(attrs["st_mode"]):
+            if len(self._sizes_told) >= _MAX_SIZES_TOLD:
+                self._sizes_told.clear()  # unknown sizes are taken as the kernel's own
+            self._sizes_told[path] = attrs["st_size"]
+        return attrs
 
     def _trash_attrs(self, path: str) -> dict[str, int]:
         """The empty trash folders GLib looks for (see TRASH_DIR); nothing else is there."""
@@ -273,7 +285,11 @@ class NotionOperations:
         children = self._source.listdir(node)
         if plus and self._attrs_still_held(node, children):
             plus = False
-        return _dir_entries(node, children, self._known_attrs if plus else _dirent)
+        if not plus:
+            return _dir_entries(node, children)
+        prefix = path.rstrip("/")
+        return _dir_entries(node, children,
+                            lambda child: self._known_attrs(child, f"{prefix}/{child.name}"))
 
     def _attrs_still_held(self, folder: Node, children: list[Node]) -> bool:
         """Whether the kernel still holds the attributes the last listing of ``folder`` gave
@@ -291,7 +307,7 @@ class NotionOperations:
             self._attrs_given[folder.inode] = (mark, now)
         return False
 
-    def _known_attrs(self, node: Node) -> dict[str, int]:
+    def _known_attrs(self, node: Node, path: str) -> dict[str, int]:
         """Full attributes when memory holds them (a folder, a Notion file of known size),
         else only inode and type. Never for index.md / index.csv: their size changes with
         the very listing that renews them, and what a listing renews lives 2 s in the
@@ -302,7 +318,7 @@ class NotionOperations:
         if node.kind is Kind.GENERATED:
             return _dirent(node)
         size = self._source.known_size(node)
-        return _dirent(node) if size is None else self._attrs(node, size)
+        return _dirent(node) if size is None else self._told(path, self._attrs(node, size))
 
     @operation(MEMORY)
     def access(self, path: str, amode: int) -> int:
@@ -369,6 +385,7 @@ class NotionOperations:
             "open", self._open_reader, (path,), abandoned=_close_when_done
         )
         identity = self._source.identity(node)
+        size_changed = self._size_changed(path, node)
         with self._handles_lock:
             fh = next(self._handle_ids)
             self._handles[fh] = reader
@@ -386,11 +403,24 @@ class NotionOperations:
             else:
                 fi.keep_cache = 0
                 self._cached_identity[node.key] = identity
+            if size_changed:
+                # The kernel may still hold the old version's size (up to its attribute
+                # timeout) and would end this handle's reads there, silently: its reads go
+                # past the page cache, to the end of the version opened.
+                fi.direct_io = 1
             version = (node.key, identity)
             self._open_versions[version] += 1
             self._handle_versions[fh] = version
         fi.fh = fh
         return 0
+
+    def _size_changed(self, path: str, node: Node) -> bool:
+        """Whether ``node``'s size differs from the one the kernel was last given for
+        ``path`` (a file the mount is writing excepted: the kernel follows its writes)."""
+        told = self._sizes_told.get(path)
+        if told is None or node.key.startswith("local:"):
+            return False
+        return self._source.known_size(node) not in (None, told)
 
     def _open_reader(self, path: str) -> tuple[Node, Reader]:
         node = self._node(path)
@@ -655,6 +685,10 @@ def _close_handle_when_done(future: concurrent.futures.Future[Any]) -> None:
 
 
 DirEntry = tuple[str, "dict[str, int] | None", int]
+
+
+# Paths whose told size is kept (about 100 bytes each); past it the notes start afresh.
+_MAX_SIZES_TOLD = 200_000
 
 
 def _dir_entries(

@@ -176,3 +176,26 @@ def test_minute_rounded_times_and_a_lagging_search(tmp_path: Path) -> None:
         changes.add_page(notes, "Inside notes")
         assert wait_until(lambda: "Inside notes" in names("Desk", "Notes"), late)
         assert b"Inside notes" in text.read_bytes()
+
+
+def test_a_replaced_file_is_read_whole_old_or_new_never_cut(feeding: Feeding) -> None:
+    """The kernel keeps a file's size up to 2 s: a read of the new version within them must
+    not stop at the old version's size (a copy made then would be silently cut)."""
+    emulator = feeding.mount.emulator
+    notes = feeding.mount.path / "Desk" / "notes.bin"
+    old, new = pattern_bytes(4096, "notes/1"), pattern_bytes(40_000, "notes/2")
+    assert notes.read_bytes() == old
+    block = feeding.desk.children[2]
+    assert block.file is not None
+    block.file = FileSpec("notes.bin", new)
+    emulator.touch(block)
+    emulator.touch(feeding.desk)
+    seen: list[int] = []
+    deadline = time.monotonic() + SHOWS_UP_S
+    while time.monotonic() < deadline:
+        data = notes.read_bytes()
+        assert data in (old, new), f"read {len(data)} bytes: neither version ({len(seen)} read)"
+        seen.append(len(data))
+        if data == new:
+            break
+    assert seen[-1] == len(new)

@@ -230,3 +230,31 @@ def test_a_listing_gives_attributes_again_only_when_the_kernel_may_have_lost_the
     # Half their lifetime in the kernel gone: given again, before they run out there.
     ops._attrs_fresh_s = 0.0
     assert full() == {"doc.txt", "slow.bin"}
+
+
+def test_a_file_whose_size_changed_since_the_kernel_was_told_is_opened_past_the_page_cache(
+) -> None:
+    """The kernel ends page-cache reads at the size it holds: a new version of another size,
+    opened while it may still hold the old one, is read with direct_io (whole); once the
+    kernel has been given the new size (getattr, a listing with attributes), normally."""
+    ops, source = _ops()
+
+    def opened() -> SimpleNamespace:
+        fi = SimpleNamespace(flags=0, fh=0, keep_cache=0, direct_io=0)
+        assert ops.open("/doc.txt", fi) == 0
+        ops.release("/doc.txt", fi)
+        return fi
+
+    assert opened().direct_io == 0  # never told: the kernel looked it up as it is now
+    assert ops.getattr("/doc.txt")["st_size"] == 11
+    assert opened().direct_io == 0
+    source.sizes[DOC.key] = 40  # replaced in Notion by a larger version
+    assert opened().direct_io == 1
+    assert opened().direct_io == 1  # until the kernel asks again
+    assert ops.getattr("/doc.txt")["st_size"] == 40
+    assert opened().direct_io == 0
+    source.sizes[DOC.key] = 3
+    assert opened().direct_io == 1
+    entries = ops.readdir("/", None, True)  # a listing with attributes tells it too
+    assert entries[2][1] is not None and entries[2][1]["st_size"] == 3
+    assert opened().direct_io == 0
