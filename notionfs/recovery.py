@@ -34,32 +34,39 @@ def recover_unsaved(queue: UploadQueue) -> list[Entry]:
     known = [Path(e.staged_path) for e in journal.entries() if e.staged_path]
     recovered: list[Entry] = []
     for path in staging.orphans(known):
-        note = staging.note_of(path)
-        if note is None:
-            logger.warning("staged copy %s: left by a mount that died, with no note of where "
-                           "it was going; kept", path)
-            continue
-        name = str(note.get("name") or "")
-        st = path.stat()
-        if note.get("scratch") or st.st_size == 0:
-            logger.info("%r: a %s left by a mount that died; removed", name,
-                        "scratch file" if note.get("scratch") else "file still empty")
-            staging.remove(path)
-            continue
-        saved_as = dated(name, "recovered", st.st_mtime)
         try:
-            target = _target(note, saved_as)
-            with staging.open(path) as staged:
-                entry = queue.submit(staged, target, name=saved_as)
-        except NotionFSError as error:
-            logger.warning("%r: left by a mount that died; its staged copy is kept at %s: %s",
-                           name, path, error)
+            entry = _recover(queue, path)
+        except (NotionFSError, OSError, ValueError) as error:
+            logger.warning("staged copy %s, left by a mount that died, is kept: %s", path,
+                           error)
             continue
-        logger.warning("%r: the mount died while a program was writing it; the %d bytes it "
-                       "wrote are saved beside it as %r", name, st.st_size, saved_as)
-        recovered.append(entry)
+        if entry is not None:
+            recovered.append(entry)
     _sweep_notes(staging.root)
     return recovered
+
+
+def _recover(queue: UploadQueue, path: Path) -> Entry | None:
+    staging = queue.staging
+    note = staging.note_of(path)
+    if note is None:
+        logger.warning("staged copy %s: left by a mount that died, with no note of where it "
+                       "was going; kept", path)
+        return None
+    name = str(note.get("name") or "")
+    st = path.stat()
+    if note.get("scratch") or st.st_size == 0:
+        logger.info("%r: a %s left by a mount that died; removed", name,
+                    "scratch file" if note.get("scratch") else "file still empty")
+        staging.remove(path)
+        return None
+    saved_as = dated(name, "recovered", st.st_mtime)
+    target = _target(note, saved_as)
+    with staging.open(path) as staged:
+        entry = queue.submit(staged, target, name=saved_as)
+    logger.warning("%r: the mount died while a program was writing it; the %d bytes it wrote "
+                   "are saved beside it as %r", name, st.st_size, saved_as)
+    return entry
 
 
 def _target(note: dict[str, object], name: str) -> Target:

@@ -157,3 +157,23 @@ def test_a_rename_before_the_crash_is_the_name_recovered(
     files = page_files(fresh)
     assert files["report.txt"] == b"v1\n"
     assert [d for n, d in files.items() if n.startswith("report (recovered ")] == [b"v1\nv2\n"]
+
+
+def test_a_copy_whose_name_notion_refuses_stays_and_the_rest_are_saved(
+    crashed: tuple[WriteOverlay, Rig, list[Rig]], caplog: pytest.LogCaptureFixture,
+) -> None:
+    source, rig, after = crashed
+    refused = rig.staging.create()
+    refused.write(0, b"no extension: Notion takes no such name")
+    refused.note({"name": "README", "folder_key": f"page:{rig.world.refs.big_page.id}",
+                  "folder_id": rig.world.refs.big_page.id, "scratch": False})
+    refused.close()
+    handle = source.create(f"{PAGE}/kept.txt")
+    handle.write(0, b"saved")
+    after.append(fresh := rig.restart())
+    with caplog.at_level(logging.WARNING, logger="notionfs.recovery"):
+        (entry,) = recover_unsaved(fresh.queue)
+    assert entry.name is not None and entry.name.startswith("kept (recovered ")
+    assert refused.path.exists() and str(refused.path) in caplog.text
+    fresh.drain()
+    assert fresh.staging.files() == [refused.path]
