@@ -132,7 +132,9 @@ def _save(found: _Found, dest: Path) -> int:
     if entry.staged_path is None:
         raise _UsageError(f"upload {entry.id[:12]} ({entry.target.action}) carries no bytes")
     if dest.is_dir():
-        dest = dest / (entry.name or f"{entry.id[:12]}.bin")
+        # Only the last component of the name: never a path out of DEST.
+        name = Path(entry.name or "").name
+        dest = dest / (name if name not in ("", ".", "..") else f"{entry.id[:12]}.bin")
     digest = hashlib.sha256()
     copied = 0
     with open(entry.staged_path, "rb") as source:

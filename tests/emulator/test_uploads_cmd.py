@@ -91,3 +91,18 @@ def test_discard_drops_the_entry_and_its_bytes_and_unknown_ids_are_usage_errors(
     status, out = _run(tmp_path, capsys, "list")
     assert entry.id[:12] not in out and "draft.txt" in out
     assert hashlib.sha256(stray.path.read_bytes()).hexdigest() == sha(b"half")
+
+
+def test_save_into_a_folder_never_leaves_it(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    rig = _refused(world, tmp_path, b"%PDF-1.4 kept")
+    (entry,) = rig.journal.entries()
+    rig.journal.save(entry.but(name="../../escape.pdf"))  # as a damaged journal might say
+    rig.queue.close()
+    into = tmp_path / "out"
+    into.mkdir()
+    status, out = _run(tmp_path, capsys, "save", entry.id, str(into))
+    assert status == 0, out
+    assert [p.name for p in into.iterdir()] == ["escape.pdf"]
+    assert not (tmp_path / "escape.pdf").exists()
