@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -97,13 +98,19 @@ def _list(root: Path) -> int:
     for area in _areas(root):
         entries = read_entries(area / "journal.db")
         for e in entries:
-            rows.append((e.id[:12], e.state, _size(e.size), e.name or "", _where(e),
-                         e.last_error or ""))
+            rows.append((e.id[:12], e.state, _size(e.size), _shown(e.name or ""), _where(e),
+                         _shown(e.last_error or "")))
         staging = StagingArea(area, _NO_BOUND)
+        mounted = _in_use(area)
         for path in staging.orphans(Path(e.staged_path) for e in entries if e.staged_path):
             note = staging.note_of(path) or {}
-            rows.append(("-", "unsaved", _size(path.stat().st_size), str(note.get("name", "")),
-                         "saved by the next --writable mount" if note else str(path), ""))
+            if mounted:  # a file a program is writing now
+                state, where = "writing", "journalled when the program closes or syncs it"
+            else:
+                state = "unsaved"
+                where = "saved by the next --writable mount" if note else str(path)
+            rows.append(("-", state, _size(path.stat().st_size),
+                         _shown(str(note.get("name", ""))), where, ""))
     if not rows:
         print("no uploads waiting: everything written is in Notion")
         return 0
@@ -200,6 +207,26 @@ def _where(entry: Entry) -> str:
     if t.is_property:
         return f"{t.action.replace('_', ' ')} of {t.property_name!r} in page {t.page_id}"
     return f"{t.action} block {t.block_id}"
+
+
+def _in_use(area: Path) -> bool:
+    """Whether a mount holds this staging area's journal now (its lock taken)."""
+    try:
+        fd = os.open(area / "journal.db.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases it if it was ours
+    return False
+
+
+def _shown(text: str) -> str:
+    """``text`` with control characters escaped: a name never drives the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _size(n: int) -> str:

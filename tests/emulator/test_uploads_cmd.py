@@ -78,18 +78,21 @@ def test_discard_drops_the_entry_and_its_bytes_and_unknown_ids_are_usage_errors(
     (entry,) = rig.journal.entries()
     stray = rig.staging.create()  # an unsaved copy, as a dead mount leaves one
     stray.write(0, b"half")
-    stray.note({"name": "draft.txt", "folder_key": "page:x", "folder_id": "x",
+    stray.note({"name": "draft\x1b[31m.txt", "folder_key": "page:x", "folder_id": "x",
                 "scratch": False})
     stray.close()
+    status, out = _run(tmp_path, capsys, "list")  # the mount holds the journal: in use
+    assert "writing" in out and "unsaved" not in out
+    assert "draft\\x1b[31m.txt" in out and "\x1b" not in out  # shown, never obeyed
     rig.queue.close()
     status, out = _run(tmp_path, capsys, "list")
-    assert "unsaved" in out and "draft.txt" in out and "next --writable mount" in out
+    assert "unsaved" in out and "draft" in out and "next --writable mount" in out
     assert _run(tmp_path, capsys, "save", "ffffffffffff", str(tmp_path))[0] == 2
     status, out = _run(tmp_path, capsys, "discard", entry.id)
     assert status == 0 and "discarded" in out
     assert entry.staged_path is not None and not Path(entry.staged_path).exists()
     status, out = _run(tmp_path, capsys, "list")
-    assert entry.id[:12] not in out and "draft.txt" in out
+    assert entry.id[:12] not in out and "draft" in out
     assert hashlib.sha256(stray.path.read_bytes()).hexdigest() == sha(b"half")
 
 
