@@ -27,7 +27,7 @@ from notionfs.staging import StagedFile, StagingArea
 from notionfs.uploads import UploadEngine
 from notionfs.uploadworkers import UploadWorkers
 
-__all__ = ["EntryStatus", "UploadQueue", "new_block_target"]
+__all__ = ["EntryStatus", "UploadQueue", "entry_status", "new_block_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,22 @@ class EntryStatus:
 
     def __str__(self) -> str:
         return f"{self.state}: {self.detail}" if self.detail else self.state
+
+
+def entry_status(entry: Entry, now: float, *, running: bool = False) -> EntryStatus:
+    """``entry``'s state at wall-clock time ``now``: parts sent, the last failure and when
+    it is tried again (``running``: an attempt is under way)."""
+    detail = ""
+    if entry.state == "uploading" and entry.parts_total:
+        detail = f"{len(entry.parts_done)}/{entry.parts_total} parts sent"
+    if entry.state == "failed":
+        detail = entry.last_error or ""
+    elif entry.last_error and not entry.finished:
+        wait_s = max(0.0, entry.next_attempt_at - now)
+        when = "retrying now" if running else f"retry in {wait_s:.0f} s"
+        detail = ", ".join(filter(None, [detail, f"attempt {entry.attempts} failed: "
+                                         f"{entry.last_error}; {when}"]))
+    return EntryStatus(entry.id, entry.name, entry.state, detail)
 
 
 class UploadQueue:
@@ -247,18 +263,7 @@ class UploadQueue:
         return [self._status(self._workers.progress.get(e.id, e)) for e in self.journal.entries()]
 
     def _status(self, entry: Entry) -> EntryStatus:
-        detail = ""
-        if entry.state == "uploading" and entry.parts_total:
-            detail = f"{len(entry.parts_done)}/{entry.parts_total} parts sent"
-        if entry.state == "failed":
-            detail = entry.last_error or ""
-        elif entry.last_error and not entry.finished:
-            wait_s = max(0.0, entry.next_attempt_at - self._clock())
-            running = entry.id in self._workers.running
-            when = "retrying now" if running else f"retry in {wait_s:.0f} s"
-            detail = ", ".join(filter(None, [detail, f"attempt {entry.attempts} failed: "
-                                             f"{entry.last_error}; {when}"]))
-        return EntryStatus(entry.id, entry.name, entry.state, detail)
+        return entry_status(entry, self._clock(), running=entry.id in self._workers.running)
 
     def retry(self, entry_id: str) -> None:
         """Make a failed (or waiting) entry due now, from where it stopped."""

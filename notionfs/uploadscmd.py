@@ -28,6 +28,7 @@ from .config import Settings
 from .errors import ConfigError
 from .journal import Entry, Journal, read_entries
 from .staging import StagingArea
+from .uploadqueue import entry_status
 
 __all__ = ["add_arguments", "run"]
 
@@ -97,9 +98,10 @@ def _list(root: Path) -> int:
     rows = []
     for area in _areas(root):
         entries = read_entries(area / "journal.db")
+        now = time.time()
         for e in entries:
             rows.append((e.id[:12], e.state, _size(e.size), _shown(e.name or ""), _where(e),
-                         _shown(e.last_error or "")))
+                         _shown(entry_status(e, now).detail)))
         staging = StagingArea(area, _NO_BOUND)
         mounted = _in_use(area)
         for path in staging.orphans(Path(e.staged_path) for e in entries if e.staged_path):
@@ -114,7 +116,7 @@ def _list(root: Path) -> int:
     if not rows:
         print("no uploads waiting: everything written is in Notion")
         return 0
-    header = ("ID", "STATE", "SIZE", "NAME", "WHERE", "LAST ERROR")
+    header = ("ID", "STATE", "SIZE", "NAME", "WHERE", "DETAIL")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(5)]
     for row in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[5])

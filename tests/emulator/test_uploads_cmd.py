@@ -5,6 +5,7 @@ discarded; unsaved copies a dead mount left are listed."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def test_a_refused_upload_is_listed_saved_retried_and_lands(
         status, out = _run(tmp_path, capsys, "list")
         assert status == 0 and entry.id[:12] in out and "failed" in out and "scan.pdf" in out
         assert "2.9 MiB" in out and f"page {world.refs.big_page.id}" in out
+        assert "validation_error" in out  # Notion's reason
         status, out = _run(tmp_path, capsys, "save", entry.id[:6], str(tmp_path))
         assert status == 0, out
         assert sha((tmp_path / "scan.pdf").read_bytes()) == sha(data)
@@ -109,3 +111,21 @@ def test_save_into_a_folder_never_leaves_it(
     assert status == 0, out
     assert [p.name for p in into.iterdir()] == ["escape.pdf"]
     assert not (tmp_path / "escape.pdf").exists()
+
+
+def test_an_upload_waiting_to_be_tried_again_says_why_and_when(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    rig = build_rig(world, tmp_path / "cache" / "staging" / "area1", retry_base_s=600.0,
+                    retry_cap_s=600.0)
+    staged = rig.stage(b"%PDF-1.4 later")
+    world.emulator.faults.writes.fail_next(503, route=APPEND)
+    entry = rig.queue.submit(staged, Target.append(world.refs.big_page.id, "pdf"),
+                             name="later.pdf")
+    staged.close()
+    rig.queue.run_due()
+    rig.queue.close()
+    status, out = _run(tmp_path, capsys, "list")
+    (line,) = [line for line in out.splitlines() if entry.id[:12] in line]
+    assert status == 0 and "attempt 1 failed" in line and "service_unavailable" in line
+    assert re.search(r"retry in (\d+) s", line), line
