@@ -44,6 +44,7 @@ __all__ = [
     "Target",
     "entry_key",
     "file_key",
+    "in_use",
     "read_entries",
     "staging_dir",
 ]
@@ -458,6 +459,21 @@ def read_entries(path: Path) -> list[Entry]:
     finally:
         conn.close()
     return [_entry(row) for row in rows]
+
+
+def in_use(path: Path) -> bool:
+    """Whether a process runs the journal at ``path`` now (holds its lock)."""
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases it if it was ours
+    return False
 
 
 def _take_lock(path: Path) -> int:

@@ -18,7 +18,6 @@ from .errors import NotionFSError, NotWritableError
 from .journal import Entry, Target
 from .localwrites import dated
 from .propentries import property_folder
-from .staging import NOTE_SUFFIX, STAGE_SUFFIX
 from .uploadqueue import UploadQueue, new_block_target
 
 __all__ = ["recover_unsaved"]
@@ -42,7 +41,7 @@ def recover_unsaved(queue: UploadQueue) -> list[Entry]:
             continue
         if entry is not None:
             recovered.append(entry)
-    _sweep_notes(staging.root)
+    staging.sweep_notes()
     return recovered
 
 
@@ -80,17 +79,3 @@ def _target(note: dict[str, object], name: str) -> Target:
         raise NotWritableError(f"{name!r}: its folder takes no new files")
     return new_block_target(folder_id, name)
 
-
-def _sweep_notes(root: Path) -> None:
-    """Notes whose staged copy is gone (a crash between the two unlinks), and half-written
-    notes."""
-    for path in root.iterdir():
-        stray = path.name.endswith(".new") and NOTE_SUFFIX in path.name
-        if path.name.endswith(NOTE_SUFFIX):
-            stage = path.with_name(path.name.removesuffix(NOTE_SUFFIX) + STAGE_SUFFIX)
-            stray = not stage.exists()
-        if stray:
-            try:
-                path.unlink()
-            except OSError:
-                pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -26,6 +27,7 @@ STAGE_SUFFIX = ".stage"
 # Beside a staged file, where its bytes were going (folder and name): what a later mount
 # needs to save a file whose writer died before it was journalled.
 NOTE_SUFFIX = ".where"
+_NOTE_SCRATCH = ".new"  # a note being written, renamed over the note when complete
 _HASH_CHUNK_BYTES = 1 << 20
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -79,6 +81,19 @@ class StagingArea:
         except (OSError, ValueError):
             return None
         return note if isinstance(note, dict) else None
+
+    def sweep_notes(self) -> None:
+        """Remove notes whose staged file is gone (a crash between the two unlinks of
+        ``remove``) and half-written ones (a crash inside ``StagedFile.note``)."""
+        for path in self.root.iterdir():
+            if path.name.endswith(NOTE_SUFFIX):
+                stray = not path.with_name(
+                    path.name.removesuffix(NOTE_SUFFIX) + STAGE_SUFFIX).exists()
+            else:
+                stray = path.name.endswith(_NOTE_SCRATCH) and NOTE_SUFFIX in path.name
+            if stray:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     @property
     def used_bytes(self) -> int:
@@ -223,7 +238,7 @@ class StagedFile:
         text = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         check_secret_free(text, "a staged file's note")
         final = _note_path(self.path)
-        scratch = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}.new")
+        scratch = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}{_NOTE_SCRATCH}")
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600)
         try:

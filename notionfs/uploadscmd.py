@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import os
 import sqlite3
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import ConfigError
-from .journal import Entry, Journal, read_entries
+from .journal import Entry, Journal, in_use, read_entries
 from .staging import StagingArea
 from .uploadqueue import entry_status
 
@@ -103,7 +102,7 @@ def _list(root: Path) -> int:
             rows.append((e.id[:12], e.state, _size(e.size), _shown(e.name or ""), _where(e),
                          _shown(entry_status(e, now).detail)))
         staging = StagingArea(area, _NO_BOUND)
-        mounted = _in_use(area)
+        mounted = in_use(area / "journal.db")
         for path in staging.orphans(Path(e.staged_path) for e in entries if e.staged_path):
             note = staging.note_of(path) or {}
             if mounted:  # a file a program is writing now
@@ -209,21 +208,6 @@ def _where(entry: Entry) -> str:
     if t.is_property:
         return f"{t.action.replace('_', ' ')} of {t.property_name!r} in page {t.page_id}"
     return f"{t.action} block {t.block_id}"
-
-
-def _in_use(area: Path) -> bool:
-    """Whether a mount holds this staging area's journal now (its lock taken)."""
-    try:
-        fd = os.open(area / "journal.db.lock", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # releases it if it was ours
-    return False
 
 
 def _shown(text: str) -> str:

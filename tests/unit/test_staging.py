@@ -144,3 +144,20 @@ def test_a_note_sits_beside_its_file_is_replaced_whole_and_goes_with_it(tmp_path
     assert area.note_of(staged.path) == {"name": "b.txt", "folder_id": "p1"}
     staged.discard()
     assert list(area.root.iterdir()) == []
+
+
+def test_sweeping_notes_removes_only_those_of_no_staged_file(tmp_path: Path) -> None:
+    area = StagingArea(tmp_path / "staging", 1 << 20)
+    live = area.create()
+    live.note({"name": "a.txt"})
+    gone = area.create()
+    gone.note({"name": "b.txt"})
+    os.unlink(gone.path)  # a crash between remove()'s two unlinks
+    half = area.root / f"{live.path.stem}.where.0123abcd.new"  # a crash inside note()
+    half.write_text("{")
+    area.sweep_notes()
+    assert sorted(p.name for p in area.root.iterdir()) == sorted(
+        [live.path.name, f"{live.path.stem}.where"])
+    assert area.note_of(live.path) == {"name": "a.txt"}
+    live.close()
+    gone.close()
