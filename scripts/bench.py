@@ -92,7 +92,8 @@ def fake_results(quick: bool) -> Results:
     centres = {
         "host_curl_mbps": 1500, "seq_cold_mbps": 650, "seq_cpu_s_per_gib": 1.5,
         "seq_warm_mbps": 2200, "seq_rss_mib": 150, "curl_mbps": 1500, "httpx_mbps": 1000,
-        "lean_mbps": 1600, "rclone_seq_mbps": 500, "rclone_seq_rss_mib": 60,
+        "lean_mbps": 1600, "thin_seq_mbps": 700, "thin_seq_cpu_s_per_gib": 1.2,
+        "rclone_seq_mbps": 500, "rclone_seq_rss_mib": 60,
         "ttfb_walk_ms": 9, "ttfb_uncached_ms": 1.2, "ttfb_head_ms": 0.2, "curl_ttfb_ms": 1.5,
         "httpx_ttfb_ms": 2.5, "rand_iops": 700, "rand_waste": 1.0, "rand_rss_mib": 90,
         "rclone_rand_iops": 400, "rclone_rand_waste": 30, "rclone_rand_rss_mib": 70,

@@ -16,7 +16,15 @@ import httpx
 
 from notionfs.filetransport import FileHostTransport
 
-from .procs import EmulatorProcess, Mount, drop_caches, mount_notionfs, mount_rclone, warm
+from .procs import (
+    EmulatorProcess,
+    Mount,
+    drop_caches,
+    mount_notionfs,
+    mount_rclone,
+    mount_thinpipe,
+    warm,
+)
 from .report import Results
 
 MiB = 1 << 20
@@ -118,6 +126,15 @@ def sequential(results: Results, emulator: EmulatorProcess, plan: Plan) -> None:
             results.add("seq_cpu_s_per_gib", cpu_s / (big["size"] / GiB))
             results.add("seq_warm_mbps", mbps(big["size"], dd_seconds(path)))
             results.add("seq_rss_mib", mount.peak_rss_bytes() / MiB)
+        with mount_thinpipe(big["signed_url"], big["size"], plan.work_dir / "tmnt",
+                            plan.work_dir / f"thinpipe-{run}.log") as mount:
+            path = mount.path / "big.bin"
+            _cold(source)
+            cpu_before = mount.cpu_s()
+            seconds = dd_seconds(path)
+            cpu_s = mount.cpu_s() - cpu_before
+            results.add("thin_seq_mbps", mbps(big["size"], seconds))
+            results.add("thin_seq_cpu_s_per_gib", cpu_s / (big["size"] / GiB))
         _, total_s, size = curl(big["signed_url"])
         results.add("curl_mbps", mbps(size, total_s))
         _, total_s, size = httpx_stream(big["signed_url"])

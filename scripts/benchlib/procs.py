@@ -177,6 +177,26 @@ def mount_rclone(directory_url: str, mountpoint: Path, log_path: Path) -> Mount:
     return _wait_mounted(Mount(mountpoint, proc, log_path, name="rclone"))
 
 
+def mount_thinpipe(url: str, size: int, mountpoint: Path, log_path: Path) -> Mount:
+    """The thinnest FUSE file over HTTP (thinpipe.py) serving the file at ``url``, over the
+    binding notionfs would choose, its read-ahead raised as notionfs raises its own."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(Path(__file__).with_name("thinpipe.py")), str(mountpoint),
+               str(size)]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=log)
+    assert proc.stdin is not None
+    proc.stdin.write(url.encode("ascii") + b"\n")
+    proc.stdin.close()
+    mount = _wait_mounted(Mount(mountpoint, proc, log_path, name="thin pipe"))
+    from notionfs.config import Settings
+    from notionfs.fusebind import tune_read_ahead
+
+    tune_read_ahead(str(mountpoint), Settings().read_ahead_kb)
+    return mount
+
+
 def drop_caches() -> bool:
     """Empty the kernel's page cache (root only); False when not allowed."""
     os.sync()

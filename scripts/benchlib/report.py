@@ -112,6 +112,9 @@ def rows(
                            _beats("seq_cold_mbps", "rclone_seq_mbps", True)(r))),
         Row("  same, through notionfs's HTTP transport alone", "MB/s", "lean_mbps"),
         Row("  mount CPU per GiB read (cold)", "s", "seq_cpu_s_per_gib", digits=2),
+        Row("  the thinnest Python FUSE file: one ranged stream, a read = a receive", "MB/s",
+            "thin_seq_mbps", "curl_mbps"),
+        Row("    its CPU per GiB read", "s", "thin_seq_cpu_s_per_gib", digits=2),
         Row("Warm re-read (kernel page cache)", "MB/s", "seq_warm_mbps", target=">= 1000",
             check=_at_least("seq_warm_mbps", 1000)),
         Row("First byte of uncached data, 1 MiB file", "ms", "ttfb_uncached_ms", "curl_ttfb_ms",
@@ -210,6 +213,12 @@ def ratios(results: Results) -> list[str]:
     if pair:
         out.append(f"Cold sequential through the mount is {pair[0] / pair[1]:.2f} x curl "
                    f"({pair[0]:,.0f} vs {pair[1]:,.0f} MB/s).")
+    pair = _both(results, "seq_cold_mbps", "thin_seq_mbps")
+    if pair:
+        thin = _both(results, "thin_seq_mbps", "curl_mbps")
+        share = f"; that file reads at {thin[0] / thin[1]:.2f} x curl" if thin else ""
+        out.append(f"Against the thinnest Python FUSE file over the same binding: "
+                   f"{pair[0] / pair[1]:.2f} x ({pair[0]:,.0f} vs {pair[1]:,.0f} MB/s{share}).")
     pair = _both(results, "seq_cold_mbps", "rclone_seq_mbps")
     if pair:
         out.append(f"Against rclone mount: {pair[0] / pair[1]:.2f} x on sequential reads.")

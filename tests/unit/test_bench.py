@@ -28,6 +28,7 @@ def test_dry_run_prints_the_whole_table(tmp_path: Path) -> None:
     )
     assert "| Cold sequential read, 64 MiB | MB/s |" in done.stdout
     assert "x curl" in done.stdout
+    assert "the thinnest Python FUSE file" in done.stdout and "Against the thinnest" in done.stdout
     assert "| Double-click a file six folders deep, nothing listed yet | s |" in done.stdout
     assert "| 429 answers from the emulator, whole WAN run |  | 0 |" in done.stdout
     assert "| Save of 64 MiB into a page folder (cp; multi_part) | MB/s |" in done.stdout
