@@ -72,6 +72,14 @@ def test_hand_written_part_survives_a_rewrite() -> None:
     assert second.endswith("## What each setting bought\n\nnotes by hand\n")
 
 
+def test_the_repository_benchmarks_keep_their_hand_written_part_on_a_rerun() -> None:
+    text = (SCRIPTS.parent / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert text.count(report.HAND_WRITTEN_MARKER) == 1
+    kept = report.document("# Benchmarks\n\nnew table", text)
+    assert "## Targets missed, and what bounds them" in kept
+    assert "### The thinnest Python FUSE file, as the bound of the cold read" in kept
+
+
 @pytest.fixture
 def filehost() -> Iterator[FileHost]:
     with FileHost() as host:
