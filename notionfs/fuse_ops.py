@@ -157,6 +157,10 @@ class NotionOperations:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=64, thread_name_prefix="notionfs-op"
         )
+        # libfuse 3: has the kernel drop what it holds of a path (see use_kernel_invalidation),
+        # on a thread of its own.
+        self._invalidate: Callable[[str], int] | None = None
+        self._invalidator: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ---- dispatch ----------------------------------------------------------------------
 
@@ -385,7 +389,7 @@ class NotionOperations:
             "open", self._open_reader, (path,), abandoned=_close_when_done
         )
         identity = self._source.identity(node)
-        size_changed = self._size_changed(path, node)
+        size_changed = self._size_changed(path, node) and not self._kernel_forgets(path)
         with self._handles_lock:
             fh = next(self._handle_ids)
             self._handles[fh] = reader
@@ -405,14 +409,46 @@ class NotionOperations:
                 self._cached_identity[node.key] = identity
             if size_changed:
                 # The kernel may still hold the old version's size (up to its attribute
-                # timeout) and would end this handle's reads there, silently: its reads go
-                # past the page cache, to the end of the version opened.
+                # timeout) and would end this handle's reads there, silently, and it could
+                # not be made to drop it: this handle's reads go past the page cache, to the
+                # end of the version opened.
                 fi.direct_io = 1
             version = (node.key, identity)
             self._open_versions[version] += 1
             self._handle_versions[fh] = version
         fi.fh = fh
         return 0
+
+    def use_kernel_invalidation(self, invalidate: Callable[[str], int]) -> None:
+        """The binding can have the kernel drop its attributes and pages of a path
+        (libfuse 3's ``fuse_invalidate_path``; 0 or -errno). A file opened while the kernel
+        holds another version's size is then opened as any other, through the page cache:
+        its reads go to the end of the version opened, and programs may ``mmap`` it (the
+        kernel maps no file it reads past the page cache)."""
+        self._invalidate = invalidate
+        self._invalidator = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="notionfs-inval"
+        )
+
+    def _kernel_forgets(self, path: str) -> bool:
+        """Whether the kernel was made to drop what it holds of ``path`` (or held nothing).
+
+        Asked from a thread of its own and waited for at most ``_INVALIDATE_WAIT_S``: the
+        kernel drops the file's pages one by one and waits on any that a read is filling.
+        """
+        invalidate, invalidator = self._invalidate, self._invalidator
+        if invalidate is None or invalidator is None:
+            return False
+        try:
+            result = invalidator.submit(invalidate, path).result(timeout=_INVALIDATE_WAIT_S)
+        except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+            logger.debug("the kernel's copy of %r was not dropped: %r", path, exc)
+            return False
+        if result not in (0, -errno.ENOENT):  # ENOENT: libfuse (so the kernel) forgot it
+            logger.debug("the kernel's copy of %r was not dropped: %s", path, os.strerror(-result))
+            return False
+        self._sizes_told.pop(path, None)
+        return True
 
     def _size_changed(self, path: str, node: Node) -> bool:
         """Whether ``node``'s size differs from the one the kernel was last given for
@@ -502,6 +538,8 @@ class NotionOperations:
         for reader in readers:
             reader.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._invalidator is not None:
+            self._invalidator.shutdown(wait=False, cancel_futures=True)
         self._source.close()
 
 
@@ -689,6 +727,9 @@ DirEntry = tuple[str, "dict[str, int] | None", int]
 
 # Paths whose told size is kept (about 100 bytes each); past it the notes start afresh.
 _MAX_SIZES_TOLD = 200_000
+# How long an open waits for the kernel to drop a file's old size and pages before it opens
+# the file past the page cache instead.
+_INVALIDATE_WAIT_S = 1.0
 
 
 def _dir_entries(

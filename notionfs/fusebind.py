@@ -158,6 +158,28 @@ def _attributed_readdir(mfusepy: Any) -> Any:
             self.keep_rests()
             super().__init__(*args, **kwargs)  # mounts, and serves until unmounted
 
+        def _init(self, conn: Any, config: Any) -> None:
+            self._offer_invalidation()
+            super()._init(conn, config)
+
+        def _offer_invalidation(self) -> None:
+            """Give the adapter libfuse's ``fuse_invalidate_path`` (the kernel drops its
+            attributes and pages of a path), bound to this mount's handle: known only inside
+            a callback, so taken here, in the handshake."""
+            use = getattr(self.operations, "use_kernel_invalidation", None)
+            if use is None:
+                return
+            try:
+                handle = ctypes.c_void_p(mfusepy._libfuse.fuse_get_context().contents.fuse)
+                invalidate_path = mfusepy._libfuse.fuse_invalidate_path
+            except (AttributeError, ValueError) as exc:  # a libfuse without it
+                logger.debug("the kernel's caches cannot be invalidated: %s", exc)
+                return
+            invalidate_path.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            invalidate_path.restype = ctypes.c_int
+            encoding, errors = self.encoding, self.errors
+            use(lambda path: int(invalidate_path(handle, path.encode(encoding, errors))))
+
         def keep_rests(self) -> None:
             # libfuse's handle -> (folder, offset, the entries from that offset on)
             self._rests: LRUCache[int, tuple[bytes | None, int, list[Any]]] = LRUCache(

@@ -4,6 +4,7 @@ one call per poll."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from notionfs.emulator.media import pattern_bytes
 from notionfs.emulator.model import FileSpec, Page, Workspace, file_block
+from notionfs.fusebind import auto_binding, libfuse_paths
 
 from .mounting import Mount, mounted, requires_fuse
 from .test_lifecycle import wait_until
@@ -199,3 +201,28 @@ def test_a_replaced_file_is_read_whole_old_or_new_never_cut(feeding: Feeding) ->
         if data == new:
             break
     assert seen[-1] == len(new)
+
+
+def test_a_replaced_file_maps_whole_at_once_under_libfuse_3(feeding: Feeding) -> None:
+    """libfuse 3: an open of a file the kernel holds the old size of has the kernel drop that
+    size and the old pages first, so the file opens through the page cache and a program can
+    mmap the new version at once (the kernel maps no file opened past the page cache)."""
+    if auto_binding(libfuse_paths()) != "mfusepy":
+        pytest.skip("this machine mounts through libfuse 2, which cannot invalidate")
+    emulator = feeding.mount.emulator
+    notes = feeding.mount.path / "Desk" / "notes.bin"
+    old, new = pattern_bytes(4096, "notes/1"), pattern_bytes(40_000, "notes/2")
+    assert notes.read_bytes() == old  # the kernel holds 4096 bytes as the size for 2 s
+    block = feeding.desk.children[2]
+    assert block.file is not None
+    block.file = FileSpec("notes.bin", new)
+    emulator.touch(block)
+    emulator.touch(feeding.desk)
+    deadline = time.monotonic() + SHOWS_UP_S
+    data = old
+    while data != new and time.monotonic() < deadline:
+        with open(notes, "rb") as f:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                data = bytes(mapped)
+        assert data in (old, new), f"mapped {len(data)} bytes: neither version"
+    assert data == new

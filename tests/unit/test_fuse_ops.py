@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from notionfs import fuse_ops as ops_module
 from notionfs.config import Settings
 from notionfs.errors import NetworkError, NotFoundError
 from notionfs.fuse_ops import ENOATTR, WRITE_OPS, NotionOperations
@@ -258,3 +259,52 @@ def test_a_file_whose_size_changed_since_the_kernel_was_told_is_opened_past_the_
     entries = ops.readdir("/", None, True)  # a listing with attributes tells it too
     assert entries[2][1] is not None and entries[2][1]["st_size"] == 3
     assert opened().direct_io == 0
+
+
+def test_where_the_kernel_can_be_made_to_drop_the_old_size_the_file_opens_as_any_other() -> None:
+    """libfuse 3: the open of a file whose size changed has the kernel drop its attributes
+    and pages of the path first (on a thread of its own), and then goes through the page
+    cache (mmap works); if the kernel cannot be made to, or takes too long, direct_io."""
+    ops, source = _ops()
+    asked: list[tuple[str, str]] = []
+    answer = [0]
+    stuck = threading.Event()
+
+    def invalidate(path: str) -> int:
+        asked.append((path, threading.current_thread().name))
+        if answer[0] == 1:
+            stuck.wait(5)
+        return answer[0]
+
+    ops.use_kernel_invalidation(invalidate)
+
+    def opened() -> SimpleNamespace:
+        fi = SimpleNamespace(flags=0, fh=0, keep_cache=0, direct_io=0)
+        assert ops.open("/doc.txt", fi) == 0
+        ops.release("/doc.txt", fi)
+        return fi
+
+    assert ops.getattr("/doc.txt")["st_size"] == 11
+    assert opened().direct_io == 0 and asked == []  # same size: nothing to drop
+    source.sizes[DOC.key] = 40
+    assert opened().direct_io == 0
+    assert [path for path, _ in asked] == ["/doc.txt"]
+    assert asked[0][1].startswith("notionfs-inval")
+    assert opened().direct_io == 0 and len(asked) == 1  # the kernel holds no size now
+    assert ops.getattr("/doc.txt")["st_size"] == 40
+    source.sizes[DOC.key] = 3
+    answer[0] = -errno.ENOENT  # libfuse forgot the path: so did the kernel
+    assert opened().direct_io == 0 and len(asked) == 2
+    assert ops.getattr("/doc.txt")["st_size"] == 3
+    source.sizes[DOC.key] = 50
+    answer[0] = -errno.EIO
+    assert opened().direct_io == 1 and len(asked) == 3
+    answer[0] = 1  # the kernel keeps the invalidation waiting
+    ops_module._INVALIDATE_WAIT_S, saved = 0.2, ops_module._INVALIDATE_WAIT_S
+    try:
+        started = time.monotonic()
+        assert opened().direct_io == 1
+        assert time.monotonic() - started < 2
+    finally:
+        ops_module._INVALIDATE_WAIT_S = saved
+        stuck.set()
