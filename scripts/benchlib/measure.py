@@ -118,21 +118,14 @@ def sequential(results: Results, emulator: EmulatorProcess, plan: Plan) -> None:
         with _notionfs(emulator, plan, f"seq{run}") as mount:
             path = mount.path / "Bench" / "big.bin"
             os.stat(path)
-            _cold(source)
-            cpu_before = mount.cpu_s()
-            seconds = dd_seconds(path)
-            cpu_s = mount.cpu_s() - cpu_before
+            seconds, cpu_s = _cold_read(mount, path, source)
             results.add("seq_cold_mbps", mbps(big["size"], seconds))
             results.add("seq_cpu_s_per_gib", cpu_s / (big["size"] / GiB))
             results.add("seq_warm_mbps", mbps(big["size"], dd_seconds(path)))
             results.add("seq_rss_mib", mount.peak_rss_bytes() / MiB)
         with mount_thinpipe(big["signed_url"], big["size"], plan.work_dir / "tmnt",
                             plan.work_dir / f"thinpipe-{run}.log") as mount:
-            path = mount.path / "big.bin"
-            _cold(source)
-            cpu_before = mount.cpu_s()
-            seconds = dd_seconds(path)
-            cpu_s = mount.cpu_s() - cpu_before
+            seconds, cpu_s = _cold_read(mount, mount.path / "big.bin", source)
             results.add("thin_seq_mbps", mbps(big["size"], seconds))
             results.add("thin_seq_cpu_s_per_gib", cpu_s / (big["size"] / GiB))
         _, total_s, size = curl(big["signed_url"])
@@ -156,6 +149,14 @@ def sequential(results: Results, emulator: EmulatorProcess, plan: Plan) -> None:
         _cold(source)
         results.add("seq_small_cache_mbps", mbps(big["size"], dd_seconds(path)))
         results.add("seq_small_cache_rss_mib", mount.peak_rss_bytes() / MiB)
+
+
+def _cold_read(mount: Mount, path: Path, source: Path) -> tuple[float, float]:
+    """Seconds ``dd`` takes to read ``path`` cold, and the CPU seconds ``mount`` used."""
+    _cold(source)
+    cpu_before = mount.cpu_s()
+    seconds = dd_seconds(path)
+    return seconds, mount.cpu_s() - cpu_before
 
 
 def _cold(source: Path) -> None:
