@@ -449,12 +449,7 @@ def read_entries(path: Path) -> list[Entry]:
     conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
     try:
         conn.execute("PRAGMA busy_timeout=5000")
-        if conn.execute("PRAGMA application_id").fetchone()[0] != _APPLICATION_ID:
-            raise ConfigError(f"{path} is not a notionfs upload journal")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (SCHEMA_VERSION, *_MIGRATABLE):
-            raise ConfigError(f"{path}: journal schema {version}, this notionfs reads "
-                              f"{SCHEMA_VERSION}")
+        _readable_version(conn, path)
         rows = conn.execute(f"SELECT {_COLUMNS} FROM entries ORDER BY seq").fetchall()
     finally:
         conn.close()
@@ -489,6 +484,18 @@ def _take_lock(path: Path) -> int:
     return fd
 
 
+def _readable_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version of the journal ``conn`` has open: ConfigError unless it is one
+    this notionfs reads (its own, or one it takes as its own)."""
+    if conn.execute("PRAGMA application_id").fetchone()[0] != _APPLICATION_ID:
+        raise ConfigError(f"{path} is not a notionfs upload journal")
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version not in (SCHEMA_VERSION, *_MIGRATABLE):
+        raise ConfigError(f"{path}: journal schema {version}, this notionfs reads "
+                          f"{SCHEMA_VERSION}; finish its uploads with that version first")
+    return version
+
+
 def _open(path: Path) -> sqlite3.Connection:
     new = not path.exists()
     if new:
@@ -507,18 +514,12 @@ def _open(path: Path) -> sqlite3.Connection:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif application_id != _APPLICATION_ID:
-            raise ConfigError(f"{path} is not a notionfs upload journal")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _readable_version(conn, path)
         if version in _MIGRATABLE:
             with conn:
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             logger.info("upload journal %s: schema %d read as %d", path, version,
                         SCHEMA_VERSION)
-            version = SCHEMA_VERSION
-        if version != SCHEMA_VERSION:
-            raise ConfigError(f"{path}: journal schema {version}, this notionfs reads "
-                              f"{SCHEMA_VERSION}; finish its uploads with that version first")
         # Every commit reaches the disk before it returns: a journalled upload is a promise.
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

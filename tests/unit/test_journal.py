@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from notionfs.errors import ConfigError
-from notionfs.journal import Entry, Journal, Target, entry_key, file_key, staging_dir
+from notionfs.journal import (
+    Entry,
+    Journal,
+    Target,
+    entry_key,
+    file_key,
+    read_entries,
+    staging_dir,
+)
 
 
 def _add(journal: Journal, target: Target, name: str = "a.png") -> Entry:
@@ -167,3 +175,28 @@ def test_a_schema_1_journal_is_read_and_marked_2(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(ConfigError, match="journal schema 3, this notionfs reads 2"):
         Journal(path)
+
+
+def test_reading_entries_read_only_checks_the_schema_and_changes_nothing(tmp_path: Path) -> None:
+    """``read_entries`` (``notionfs uploads``) reads what the opener reads and no more: an
+    older schema it takes is left unmarked, a newer one or another database refused."""
+    import sqlite3
+
+    path = tmp_path / "journal.db"
+    with Journal(path) as journal:
+        kept = _add(journal, Target.files_property("row", "Files"))
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    assert read_entries(path) == [kept]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # read-only: not marked
+    conn.execute("PRAGMA user_version=3")
+    conn.close()
+    with pytest.raises(ConfigError, match="journal schema 3, this notionfs reads 2"):
+        read_entries(path)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(ConfigError, match="not a notionfs upload journal"):
+        read_entries(other)
+    assert read_entries(tmp_path / "absent.db") == []
