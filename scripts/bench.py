@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,6 +61,15 @@ def _dpkg_version(package: str) -> str:
     return _version(["dpkg-query", "-W", "-f=${Version}", package])
 
 
+def _binding_used(version: Callable[[str], str]) -> str:
+    """The binding and libfuse the mounts run on here (notionfs's ``auto`` choice)."""
+    from notionfs.fusebind import auto_binding, libfuse_paths
+
+    if auto_binding(libfuse_paths()) == "mfusepy":
+        return f"mfusepy {version('mfusepy')} over libfuse {_dpkg_version('libfuse3-3')}"
+    return f"fusepy {version('fusepy')} over libfuse {_dpkg_version('libfuse2')}"
+
+
 def machine() -> list[str]:
     from importlib.metadata import version
 
@@ -78,8 +88,8 @@ def machine() -> list[str]:
         f"{platform.system()} {platform.release()}",
         f"- Load average when the table was written: {load} (the machine is shared: other "
         "work runs beside the bench, so runs are interleaved and medians reported)",
-        f"- Python {platform.python_version()}, fusepy {version('fusepy')}, "
-        f"libfuse {_dpkg_version('libfuse2')}, httpx {version('httpx')}",
+        f"- Python {platform.python_version()}, {_binding_used(version)}, "
+        f"httpx {version('httpx')}",
         f"- Peers: {_version(['curl', '--version']).split(' (')[0]}; "
         f"{_version(['rclone', 'version'])}; {_version(['fio', '--version'])}",
     ]
