@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -156,23 +157,33 @@ def test_property_entry_targets_round_trip_and_share_their_property_key(tmp_path
         entry_key("https://other.example/ws/f1/a.png") == entry_key("/ws/f1/a.png")
 
 
+def _set_schema(path: Path, version: int) -> int:
+    """Mark the journal at ``path`` as of schema ``version``; the version it had."""
+    conn = sqlite3.connect(path)
+    try:
+        had: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version={version}")
+    finally:
+        conn.close()
+    return had
+
+
+def _journal_of_schema_1(path: Path) -> Entry:
+    """A journal with one entry, as a notionfs before property edits left it."""
+    with Journal(path) as journal:
+        kept = _add(journal, Target.files_property("row", "Files"))
+    _set_schema(path, 1)
+    return kept
+
+
 def test_a_schema_1_journal_is_read_and_marked_2(tmp_path: Path) -> None:
     """What a notionfs before property edits left (schema 1) is finished by this one; a
     journal it marked 2 is refused by a notionfs that reads only 1."""
-    import sqlite3
-
     path = tmp_path / "journal.db"
-    with Journal(path) as journal:
-        kept = _add(journal, Target.files_property("row", "Files"))
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version=1")
-    conn.close()
+    kept = _journal_of_schema_1(path)
     with Journal(path) as journal:
         assert journal.entries() == [kept]
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    conn.execute("PRAGMA user_version=3")
-    conn.close()
+    assert _set_schema(path, 3) == 2
     with pytest.raises(ConfigError, match="journal schema 3, this notionfs reads 2"):
         Journal(path)
 
@@ -180,19 +191,10 @@ def test_a_schema_1_journal_is_read_and_marked_2(tmp_path: Path) -> None:
 def test_reading_entries_read_only_checks_the_schema_and_changes_nothing(tmp_path: Path) -> None:
     """``read_entries`` (``notionfs uploads``) reads what the opener reads and no more: an
     older schema it takes is left unmarked, a newer one or another database refused."""
-    import sqlite3
-
     path = tmp_path / "journal.db"
-    with Journal(path) as journal:
-        kept = _add(journal, Target.files_property("row", "Files"))
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version=1")
-    conn.close()
+    kept = _journal_of_schema_1(path)
     assert read_entries(path) == [kept]
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # read-only: not marked
-    conn.execute("PRAGMA user_version=3")
-    conn.close()
+    assert _set_schema(path, 3) == 1  # read-only: not marked
     with pytest.raises(ConfigError, match="journal schema 3, this notionfs reads 2"):
         read_entries(path)
     other = tmp_path / "other.db"
