@@ -82,8 +82,6 @@ def test_one_process_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_foreign_database_is_not_taken_for_a_journal(tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "other.db"
     sqlite3.connect(path).execute("CREATE TABLE x (y)").connection.close()
     with pytest.raises(ConfigError, match="not a notionfs upload journal"):
