@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .preflight import approx_size
 from .storefile import DB_SUFFIX, StoreInfo, cache_root, database_files, read_info, set_aside_files
 
 __all__ = ["add_arguments", "run", "holder_pid"]
@@ -116,7 +117,7 @@ def _info(root: Path, names: Sequence[str]) -> int:
         return 0
     total = sum(_disk_bytes(p) for p in databases) + sum(_size(p) for p in aside)
     count = f"{len(databases)} cache{'s' if len(databases) != 1 else ''}"
-    print(f"metadata caches under {root}: {count}, {_human(total)} on disk")
+    print(f"metadata caches under {root}: {count}, {approx_size(total)} on disk")
     for path in databases:
         print()
         _print_database(path)
@@ -124,10 +125,10 @@ def _info(root: Path, names: Sequence[str]) -> int:
         print()
         print(
             f"set aside (damaged, outdated or foreign; kept for a look): {len(aside)} "
-            f"file{'s' if len(aside) != 1 else ''}, {_human(sum(_size(p) for p in aside))}"
+            f"file{'s' if len(aside) != 1 else ''}, {approx_size(sum(_size(p) for p in aside))}"
         )
         for path in aside:
-            print(f"  {path.name}  ({_human(_size(path))})")
+            print(f"  {path.name}  ({approx_size(_size(path))})")
         print("  `notionfs cache clear --all` removes them")
     return 0
 
@@ -136,10 +137,10 @@ def _print_database(path: Path) -> None:
     try:
         info = read_info(path)
     except (OSError, sqlite3.Error) as exc:
-        print(f"{_stem(path)}  ({_human(_disk_bytes(path))})")
+        print(f"{_stem(path)}  ({approx_size(_disk_bytes(path))})")
         print(f"  unreadable: {exc} (the next mount of its workspace sets it aside)")
         return
-    print(f"{_stem(path)}  ({_human(info.bytes_on_disk)})")
+    print(f"{_stem(path)}  ({approx_size(info.bytes_on_disk)})")
     for label, value in _rows(info):
         print(f"  {label:<13}{value}")
     pid = holder_pid(path)
@@ -236,7 +237,7 @@ def _clear(root: Path, names: Sequence[str], *, everything: bool) -> int:
             continue
         freed += size
         about = f" (workspace {workspace})" if workspace else ""
-        print(f"removed {label}{about}, {_human(size)}")
+        print(f"removed {label}{about}, {approx_size(size)}")
         if pid is not None:
             print(
                 f"  process {pid} (a running mount) still has it open: it keeps its own copy "
@@ -251,8 +252,8 @@ def _clear(root: Path, names: Sequence[str], *, everything: bool) -> int:
         else:
             freed += sizes
             print(f"removed {len(aside)} set-aside file{'s' if len(aside) != 1 else ''}, "
-                  f"{_human(sizes)}")
-    print(f"freed {_human(freed)} under {root}")
+                  f"{approx_size(sizes)}")
+    print(f"freed {approx_size(freed)} under {root}")
     return 1 if failures else 0
 
 
@@ -279,15 +280,6 @@ def _size(path: Path) -> int:
 
 def _disk_bytes(path: Path) -> int:
     return _size(path) + sum(_size(Path(f"{path}{s}")) for s in _SIDE_SUFFIXES)
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _when(epoch_s: float) -> str:

@@ -41,6 +41,16 @@ def human_size(n_bytes: int) -> str:
             return f"{n_bytes >> (10 * power)}{suffix}"
     return str(n_bytes)
 
+def approx_size(n_bytes: int) -> str:
+    """2.9 MiB for 3040870: a size as a person reads it (one decimal, binary units)."""
+    value = float(n_bytes)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n_bytes} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def parse_size(text: str) -> int:
     match = re.fullmatch(r"(\d+)\s*([kmgt]?)i?b?", text.strip().lower())
     if not match:

@@ -27,7 +27,7 @@ from notionfs.staging import StagedFile, StagingArea
 from notionfs.uploads import UploadEngine
 from notionfs.uploadworkers import UploadWorkers
 
-__all__ = ["EntryStatus", "UploadQueue", "entry_status", "new_block_target"]
+__all__ = ["EntryStatus", "UploadQueue", "due_again", "entry_status", "new_block_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,16 @@ def entry_status(entry: Entry, now: float, *, running: bool = False) -> EntrySta
         detail = ", ".join(filter(None, [detail, f"attempt {entry.attempts} failed: "
                                          f"{entry.last_error}; {when}"]))
     return EntryStatus(entry.id, entry.name, entry.state, detail)
+
+
+def due_again(entry: Entry, now: float) -> Entry:
+    """``entry`` made due at ``now``, from where it stopped. Where a refused one failed is
+    not recorded: it resumes from its upload (the engine asks whether Notion still has it)
+    or starts afresh."""
+    state = entry.state
+    if state == "failed":
+        state = "uploading" if entry.upload_id else "staged"
+    return entry.but(state=state, next_attempt_at=now)
 
 
 class UploadQueue:
@@ -270,15 +280,10 @@ class UploadQueue:
         entry = self.journal.get(entry_id)
         if entry is None or entry.state == "done":
             return
-        state = entry.state
-        if state == "failed":
-            # Where it failed is not recorded: resume from the upload (Notion is asked
-            # whether it still has it) or from the start.
-            state = "uploading" if entry.upload_id else "staged"
         with self._workers.cond:
             # Its refusal is no longer its outcome: a waiter waits for the new one.
             self._workers.recent.pop(entry_id, None)
-            self.journal.save(entry.but(state=state, next_attempt_at=self._clock()))
+            self.journal.save(due_again(entry, self._clock()))
         self._workers.wake()
 
     def discard(self, entry_id: str) -> None:

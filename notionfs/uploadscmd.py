@@ -26,8 +26,9 @@ from pathlib import Path
 from .config import Settings
 from .errors import ConfigError
 from .journal import Entry, Journal, in_use, read_entries
+from .preflight import approx_size
 from .staging import StagingArea
-from .uploadqueue import entry_status
+from .uploadqueue import due_again, entry_status
 
 __all__ = ["add_arguments", "run"]
 
@@ -99,7 +100,7 @@ def _list(root: Path) -> int:
         entries = read_entries(area / "journal.db")
         now = time.time()
         for e in entries:
-            rows.append((e.id[:12], e.state, _size(e.size), _shown(e.name or ""), _where(e),
+            rows.append((e.id[:12], e.state, approx_size(e.size), _shown(e.name or ""), _where(e),
                          _shown(entry_status(e, now).detail)))
         staging = StagingArea(area, _NO_BOUND)
         mounted = in_use(area / "journal.db")
@@ -110,7 +111,7 @@ def _list(root: Path) -> int:
             else:
                 state = "unsaved"
                 where = "saved by the next --writable mount" if note else str(path)
-            rows.append(("-", state, _size(path.stat().st_size),
+            rows.append(("-", state, approx_size(path.stat().st_size),
                          _shown(str(note.get("name", ""))), where, ""))
     if not rows:
         print("no uploads waiting: everything written is in Notion")
@@ -180,10 +181,8 @@ def _retry(found: _Found) -> int:
         if entry is None or entry.state == "done":
             print(f"upload {found.entry.id[:12]} is finished: nothing to retry")
             return 0
-        if entry.state == "failed":
-            # Resume from the upload if Notion still has it (the engine asks), else afresh.
-            entry = entry.but(state="uploading" if entry.upload_id else "staged")
-        journal.save(entry.but(next_attempt_at=time.time()))
+        entry = due_again(entry, time.time())
+        journal.save(entry)
     print(f"upload {entry.id[:12]} {entry.name or ''}: due again; the next --writable mount "
           "of its workspace sends it")
     return 0
@@ -213,10 +212,3 @@ def _where(entry: Entry) -> str:
 def _shown(text: str) -> str:
     """``text`` with control characters escaped: a name never drives the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _size(n: int) -> str:
-    for unit, power in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << power:
-            return f"{n / (1 << power):.1f} {unit}"
-    return f"{n} B"

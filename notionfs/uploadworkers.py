@@ -92,19 +92,22 @@ class UploadWorkers:
 
     def _replay(self) -> None:
         now = self._clock()
+        pending = refused = 0
         for entry in self.journal.entries():
             if entry.state == "done":  # finished, but the process died before tidying up
                 self.tidy(entry)
-            elif not entry.finished and entry.next_attempt_at > now:
-                self.journal.save(entry.but(next_attempt_at=now))
-        pending = self.journal.unfinished()
+            elif entry.state == "failed":
+                refused += 1
+            else:
+                pending += 1
+                if entry.next_attempt_at > now:
+                    self.journal.save(entry.but(next_attempt_at=now))
         if pending:
-            logger.info("upload journal: %d unfinished upload(s) to finish", len(pending))
-        refused = [e for e in self.journal.entries() if e.state == "failed"]
+            logger.info("upload journal: %d unfinished upload(s) to finish", pending)
         if refused:
             logger.warning("upload journal: %d upload(s) Notion refused are kept with their "
                            "bytes: `notionfs uploads` lists them, saves their bytes or tries "
-                           "them again", len(refused))
+                           "them again", refused)
 
     def start(self) -> None:
         """Run entries in ``workers`` background threads until ``stop``."""
