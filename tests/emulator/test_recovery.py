@@ -25,20 +25,31 @@ PROP = "/Home Page/Tasks/First task/Attachments"  # holds notes.txt
 RECOVERED = re.compile(r"(.+) \(recovered \d{4}-\d\d-\d\d \d{4}\)(\..+)?")
 
 
+@dataclasses.dataclass
+class Crash:
+    """A writable overlay over ``rig``, never closed (closing journals what is open): the
+    mount that dies. ``next_mount`` starts the one after it over the same disk."""
+
+    source: WriteOverlay
+    rig: Rig
+    after: list[Rig] = dataclasses.field(default_factory=list)
+
+    def next_mount(self) -> Rig:
+        self.after.append(fresh := self.rig.restart())
+        return fresh
+
+
 @pytest.fixture
-def crashed(world: World, tmp_path: Path) -> Iterator[tuple[WriteOverlay, Rig, list[Rig]]]:
-    """A writable overlay, and a list that gets the rig of the "next mount" once the test
-    restarts it. The first overlay is never closed: closing journals what is open."""
+def crashed(world: World, tmp_path: Path) -> Iterator[Crash]:
     rig = build_rig(world, tmp_path / "staging")
     settings = dataclasses.replace(rig.settings, writable=True)
     files_http = file_host_client(settings)
     workspace = NotionWorkspace(rig.client, files_http, settings)
-    source = WriteOverlay(workspace, rig.queue, wait_s=10.0)
-    after: list[Rig] = []
+    crash = Crash(WriteOverlay(workspace, rig.queue, wait_s=10.0), rig)
     try:
-        yield source, rig, after
+        yield crash
     finally:
-        for each in (rig, *after):
+        for each in (rig, *crash.after):
             each.queue.close()
         workspace.close()
         files_http.close()
@@ -54,9 +65,9 @@ def page_files(rig: Rig, page_id: str | None = None) -> dict[str, bytes]:
 
 
 def test_a_file_open_when_the_mount_died_is_saved_beside_the_original(
-    crashed: tuple[WriteOverlay, Rig, list[Rig]], caplog: pytest.LogCaptureFixture,
+    crashed: Crash, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    source, rig, after = crashed
+    source, rig = crashed.source, crashed.rig
     home = rig.world.refs.home.id
     before = page_files(rig, home)  # the Home Page's image
     assert len(before) == 1 and all(not RECOVERED.fullmatch(n) for n in before)
@@ -68,7 +79,7 @@ def test_a_file_open_when_the_mount_died_is_saved_beside_the_original(
     over = source.open_write(node, truncate=True)
     over.write(0, b"half of a new version")
     assert rig.journal.entries() == []  # nothing flushed: nothing journalled
-    after.append(fresh := rig.restart())  # the mount dies, the handles still open
+    fresh = crashed.next_mount()  # the mount dies, the handles still open
     with caplog.at_level(logging.WARNING, logger="notionfs.recovery"):
         entries = recover_unsaved(fresh.queue)
     assert len(entries) == 2 and all(e.target.action == "append" for e in entries)
@@ -86,14 +97,14 @@ def test_a_file_open_when_the_mount_died_is_saved_beside_the_original(
 
 
 def test_a_later_version_of_a_saved_file_is_recovered_and_the_saved_one_lands(
-    crashed: tuple[WriteOverlay, Rig, list[Rig]],
+    crashed: Crash,
 ) -> None:
-    source, rig, after = crashed
+    source = crashed.source
     handle = source.create(f"{PAGE}/log.txt")
     handle.write(0, b"saved\n")
     handle.flush()
     handle.write(6, b"written after the save\n")  # a copy of its own, not journalled
-    after.append(fresh := rig.restart())
+    fresh = crashed.next_mount()
     assert len(recover_unsaved(fresh.queue)) == 1
     fresh.drain()
     files = page_files(fresh)
@@ -104,12 +115,12 @@ def test_a_later_version_of_a_saved_file_is_recovered_and_the_saved_one_lands(
 
 
 def test_a_files_property_gets_a_new_entry(
-    crashed: tuple[WriteOverlay, Rig, list[Rig]],
+    crashed: Crash,
 ) -> None:
-    source, rig, after = crashed
+    source, rig = crashed.source, crashed.rig
     handle = source.create(f"{PROP}/scan.pdf")
     handle.write(0, b"%PDF-1.4 half a scan")
-    after.append(fresh := rig.restart())
+    fresh = crashed.next_mount()
     (entry,) = recover_unsaved(fresh.queue)
     assert entry.target.action == "property"
     fresh.drain()
@@ -121,9 +132,9 @@ def test_a_files_property_gets_a_new_entry(
 
 
 def test_scratch_and_empty_files_go_and_a_copy_with_no_note_stays(
-    crashed: tuple[WriteOverlay, Rig, list[Rig]], caplog: pytest.LogCaptureFixture,
+    crashed: Crash, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    source, rig, after = crashed
+    source, rig = crashed.source, crashed.rig
     scratch = source.create(f"{PAGE}/.goutputstream-ABC123")
     scratch.write(0, b"an editor's temporary copy")
     source.create(f"{PAGE}/empty.txt")
@@ -132,7 +143,7 @@ def test_scratch_and_empty_files_go_and_a_copy_with_no_note_stays(
     stray.close()
     assert len(rig.staging.files()) == 3
     blocks = len(rig.children(rig.world.refs.big_page.id))
-    after.append(fresh := rig.restart())
+    fresh = crashed.next_mount()
     with caplog.at_level(logging.INFO, logger="notionfs.recovery"):
         assert recover_unsaved(fresh.queue) == []
     assert fresh.staging.files() == [stray.path]
@@ -142,16 +153,16 @@ def test_scratch_and_empty_files_go_and_a_copy_with_no_note_stays(
 
 
 def test_a_rename_before_the_crash_is_the_name_recovered(
-    crashed: tuple[WriteOverlay, Rig, list[Rig]],
+    crashed: Crash,
 ) -> None:
     """An editor's temporary file renamed to its real name is flushed by the rename; one
     written again after it has its own copy, whose note carries the new name."""
-    source, rig, after = crashed
+    source = crashed.source
     handle = source.create(f"{PAGE}/.goutputstream-XYZ789")
     handle.write(0, b"v1\n")
     source.rename(f"{PAGE}/.goutputstream-XYZ789", f"{PAGE}/report.txt")
     handle.write(3, b"v2\n")
-    after.append(fresh := rig.restart())
+    fresh = crashed.next_mount()
     assert len(recover_unsaved(fresh.queue)) == 1
     fresh.drain()
     files = page_files(fresh)
@@ -160,9 +171,9 @@ def test_a_rename_before_the_crash_is_the_name_recovered(
 
 
 def test_a_copy_whose_name_notion_refuses_stays_and_the_rest_are_saved(
-    crashed: tuple[WriteOverlay, Rig, list[Rig]], caplog: pytest.LogCaptureFixture,
+    crashed: Crash, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    source, rig, after = crashed
+    source, rig = crashed.source, crashed.rig
     refused = rig.staging.create()
     refused.write(0, b"no extension: Notion takes no such name")
     refused.note({"name": "README", "folder_key": f"page:{rig.world.refs.big_page.id}",
@@ -170,7 +181,7 @@ def test_a_copy_whose_name_notion_refuses_stays_and_the_rest_are_saved(
     refused.close()
     handle = source.create(f"{PAGE}/kept.txt")
     handle.write(0, b"saved")
-    after.append(fresh := rig.restart())
+    fresh = crashed.next_mount()
     with caplog.at_level(logging.WARNING, logger="notionfs.recovery"):
         (entry,) = recover_unsaved(fresh.queue)
     assert entry.name is not None and entry.name.startswith("kept (recovered ")
